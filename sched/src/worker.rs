@@ -1,0 +1,654 @@
+//! Workers: one thread per core, each with a FIFO run queue, a LIFO slot, and the right to
+//! steal from the others; plus the runtime-wide [`Shared`] state they all see.
+//!
+//! # The scheduling loop
+//!
+//! ```text
+//! loop {
+//!     every TIMER_CHECK_INTERVAL ticks: fire due timers
+//!     task = every GLOBAL_QUEUE_INTERVAL ticks: the injector first
+//!            else LIFO slot (at most MAX_LIFO_POLLS in a row)
+//!            else own queue, else a batch from the injector
+//!     none? become "searching" (at most half the workers search at once) and steal half
+//!           of a victim's queue, victims visited from a random start
+//!     none? park: in the reactor if its lock is free (timeout = next timer), on the
+//!           condvar otherwise
+//! }
+//! ```
+//!
+//! Wakes from a worker thread go to that worker's LIFO slot (the process just sent a
+//! message runs next, for locality); spawns and yields go to the back of its queue; wakes
+//! from other threads go to the injector. A push to a queue wakes one parked worker only
+//! if nobody is searching (`idle.rs`).
+//!
+//! # Shutdown
+//!
+//! 1. `Runtime::shutdown` sets `shutdown`, closes the owned-task table (new spawns fail)
+//!    and unparks every worker.
+//! 2. Each worker leaves its loop at the next tick, dropping its queue's references (the
+//!    tasks stay in the owned-task table), and its thread ends.
+//! 3. The shutting-down thread joins the workers, then cancels every owned task (unwinding
+//!    parked fibers, dropping futures) until none is left, then drops pending timers.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use crossbeam_deque::{Injector, Steal, Stealer, Worker as Local};
+use parking_lot::Mutex;
+
+use crate::counters::Counters;
+use crate::fiber::{Fiber, FiberStack, GuardMode, StackPool, TlsBorrow};
+use crate::idle::Idle;
+use crate::park::{Parker, Unparker};
+use crate::reactor::Reactor;
+use crate::task::{Body, Completer, FutureBody, JoinHandle, JoinState, Task, fiber_body};
+use crate::timer::Timers;
+use crate::{SpawnError, coop};
+
+/// How often a worker takes from the injector before its own queue, for fairness. 61, as
+/// in tokio and smol's executors: prime, so it does not beat with other periodic work.
+const GLOBAL_QUEUE_INTERVAL: u32 = 61;
+/// Consecutive LIFO-slot runs before the slot's task goes to the back of the queue (tokio's
+/// `MAX_LIFO_POLLS_PER_TICK`): two processes ping-ponging cannot starve the queue.
+const MAX_LIFO_POLLS: u32 = 3;
+/// How often a busy worker checks for due timers (an atomic load and a clock read).
+const TIMER_CHECK_INTERVAL: u32 = 31;
+/// Stacks a worker keeps in its own cache before handing half back to the shared pool.
+const LOCAL_STACK_CACHE: usize = 64;
+/// Stacks taken from the shared pool at once when the worker cache is empty.
+const STACK_BATCH: usize = 16;
+
+/// How a task reaches a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Schedule {
+    /// Woken by someone: LIFO slot if the waker runs on one of our workers.
+    Wake,
+    /// Woken while running, or yielded: back of the queue.
+    Yield,
+    /// Newly spawned: back of the queue.
+    Spawn,
+}
+
+/// What every worker of a runtime can reach.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    injector: Injector<Arc<Task>>,
+    stealers: Box<[Stealer<Arc<Task>>]>,
+    unparkers: Box<[Unparker]>,
+    idle: Idle,
+    owned: OwnedTasks,
+    pub(crate) timers: Timers,
+    pub(crate) reactor: Reactor,
+    stacks: StackPool,
+    pub(crate) counters: Counters,
+    /// Set once by shutdown; read by workers every tick.
+    shutdown: AtomicBool,
+    next_id: AtomicU64,
+}
+
+/// Per-worker state, reachable from the worker's thread-local.
+pub(crate) struct WorkerCtx {
+    pub(crate) shared: Arc<Shared>,
+    index: usize,
+    local: Local<Arc<Task>>,
+    lifo: Cell<Option<Arc<Task>>>,
+    stacks: RefCell<Vec<FiberStack>>,
+    searching: Cell<bool>,
+    tick: Cell<u32>,
+    lifo_polls: Cell<u32>,
+    rng: Cell<u32>,
+    parker: Parker,
+}
+
+thread_local! {
+    static WORKER: RefCell<Option<Rc<WorkerCtx>>> = const { RefCell::new(None) };
+    static CURRENT_TASK: RefCell<Option<Arc<Task>>> = const { RefCell::new(None) };
+    static IN_FUTURE: Cell<bool> = const { Cell::new(false) };
+    static CANCELLING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with this thread's worker context. Never suspends inside (see `fiber.rs`).
+#[inline(never)]
+fn with_worker<R>(f: impl FnOnce(Option<&WorkerCtx>) -> R) -> R {
+    let _b = TlsBorrow::new();
+    WORKER.with_borrow(|w| f(w.as_deref()))
+}
+
+/// The runtime this thread works for, if it is a worker.
+#[inline(never)]
+pub(crate) fn current_shared() -> Option<Arc<Shared>> {
+    with_worker(|w| w.map(|w| w.shared.clone()))
+}
+
+/// Index of this thread's worker within `shared`, if it is one of its workers.
+#[inline(never)]
+fn worker_index(shared: &Arc<Shared>) -> Option<usize> {
+    with_worker(|w| w.filter(|w| Arc::ptr_eq(&w.shared, shared)).map(|w| w.index))
+}
+
+#[inline(never)]
+pub(crate) fn set_current_task(t: Option<Arc<Task>>) -> Option<Arc<Task>> {
+    CURRENT_TASK.replace(t)
+}
+
+/// The task running on this thread (fiber or future), if any.
+#[inline(never)]
+pub(crate) fn current_task() -> Option<Arc<Task>> {
+    let _b = TlsBorrow::new();
+    CURRENT_TASK.with_borrow(|t| t.clone())
+}
+
+#[inline(never)]
+pub(crate) fn enter_future() -> bool {
+    IN_FUTURE.replace(true)
+}
+
+#[inline(never)]
+pub(crate) fn exit_future(prev: bool) {
+    IN_FUTURE.set(prev);
+}
+
+/// Is this thread polling a future body right now?
+#[inline(never)]
+pub(crate) fn in_future_body() -> bool {
+    IN_FUTURE.get()
+}
+
+#[inline(never)]
+pub(crate) fn set_cancelling(on: bool) -> bool {
+    CANCELLING.replace(on)
+}
+
+/// Is this thread cancelling a task (unwinding its fiber, dropping its future)?
+#[inline(never)]
+pub(crate) fn cancelling() -> bool {
+    CANCELLING.get()
+}
+
+/// Puts a finished fiber's stack back: the worker cache if on a worker of `shared`, else
+/// the shared pool.
+#[inline(never)]
+pub(crate) fn recycle_stack(shared: &Arc<Shared>, stack: FiberStack) {
+    let stack = with_worker(|w| match w {
+        Some(w) if Arc::ptr_eq(&w.shared, shared) => {
+            let mut cache = w.stacks.borrow_mut();
+            cache.push(stack);
+            if cache.len() > LOCAL_STACK_CACHE {
+                let half = cache.len() / 2;
+                shared.stacks.give_back(cache.drain(..half));
+            }
+            None
+        }
+        _ => Some(stack),
+    });
+    if let Some(s) = stack {
+        shared.stacks.give_back(std::iter::once(s));
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(
+        workers: usize,
+        stack_size: usize,
+        guard: GuardMode,
+        keep_resident: usize,
+    ) -> std::io::Result<(Arc<Shared>, Vec<(Local<Arc<Task>>, Parker)>)> {
+        let mut locals = Vec::with_capacity(workers);
+        let mut stealers = Vec::with_capacity(workers);
+        let mut unparkers = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let local = Local::new_fifo();
+            stealers.push(local.stealer());
+            let (p, u) = Parker::new();
+            unparkers.push(u);
+            locals.push((local, p));
+        }
+        let shared = Arc::new(Shared {
+            injector: Injector::new(),
+            stealers: stealers.into(),
+            unparkers: unparkers.into(),
+            idle: Idle::new(workers),
+            owned: OwnedTasks::new(workers),
+            timers: Timers::new(),
+            reactor: Reactor::new()?,
+            stacks: StackPool::new(stack_size, guard, keep_resident),
+            counters: Counters::new(workers),
+            shutdown: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+        });
+        Ok((shared, locals))
+    }
+
+    pub(crate) fn workers(&self) -> usize {
+        self.stealers.len()
+    }
+
+    pub(crate) fn stack_size(&self) -> usize {
+        self.stacks.stack_size()
+    }
+
+    pub(crate) fn counters_snapshot(&self) -> crate::RuntimeCounters {
+        self.counters
+            .snapshot(self.stacks.total(), self.owned.len())
+    }
+
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Queues a task that this thread just made `SCHEDULED`.
+    pub(crate) fn schedule(self: &Arc<Self>, task: Arc<Task>, how: Schedule) {
+        let remote = with_worker(|w| match w {
+            Some(w) if Arc::ptr_eq(&w.shared, self) => {
+                w.schedule_local(task, how);
+                None
+            }
+            _ => Some(task),
+        });
+        if let Some(task) = remote {
+            self.injector.push(task);
+            self.notify_parked();
+        }
+    }
+
+    /// Wakes one parked worker if there is work for it and nobody is looking already.
+    fn notify_parked(&self) {
+        if let Some(i) = self.idle.worker_to_notify() {
+            self.unparkers[i].unpark(|| self.reactor.wake());
+        }
+    }
+
+    fn has_stealable_work(&self) -> bool {
+        !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
+    }
+
+    /// A timer was inserted for `ms`; make sure a sleeping worker does not oversleep it.
+    pub(crate) fn timer_inserted(&self, ms: u64) {
+        let sleeping_toward = self.reactor.driver_deadline.load(Ordering::SeqCst);
+        if sleeping_toward != u64::MAX {
+            if ms < sleeping_toward {
+                self.reactor.wake();
+            }
+        } else if ms <= self.timers.next_deadline_ms() {
+            // Nobody sleeps in the reactor; a condvar sleeper may have a longer timeout.
+            self.notify_parked();
+        }
+    }
+
+    fn take_stack(self: &Arc<Self>) -> Result<FiberStack, SpawnError> {
+        let from_cache = with_worker(|w| match w {
+            Some(w) if Arc::ptr_eq(&w.shared, self) => {
+                let mut cache = w.stacks.borrow_mut();
+                if cache.is_empty() {
+                    if let Err(e) = self.stacks.take_batch(&mut cache, STACK_BATCH) {
+                        return Some(Err(e));
+                    }
+                }
+                cache.pop().map(Ok)
+            }
+            _ => None,
+        });
+        match from_cache {
+            Some(r) => r.map_err(SpawnError::Stack),
+            None => {
+                let mut one = Vec::with_capacity(1);
+                self.stacks.take_batch(&mut one, 1).map_err(SpawnError::Stack)?;
+                one.pop().ok_or(SpawnError::Shutdown)
+            }
+        }
+    }
+
+    fn launch(self: &Arc<Self>, body: Body) -> Result<u64, SpawnError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let task = Arc::new(Task::new(id, body, self.clone()));
+        if !self.owned.insert(&task) {
+            task.cancel();
+            return Err(SpawnError::Shutdown);
+        }
+        self.counters
+            .slot(worker_index(self))
+            .spawned
+            .fetch_add(1, Ordering::Relaxed);
+        Shared::schedule(self, task, Schedule::Spawn);
+        Ok(id)
+    }
+
+    pub(crate) fn spawn_fiber<F, T>(self: &Arc<Self>, f: F) -> Result<JoinHandle<T>, SpawnError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        if self.is_shutdown() {
+            return Err(SpawnError::Shutdown);
+        }
+        let stack = self.take_stack()?;
+        let state = JoinState::new();
+        let fiber = Fiber::new(stack, fiber_body(f, Completer::new(state.clone())));
+        let id = self.launch(Body::Fiber(fiber))?;
+        Ok(JoinHandle::new(state, id))
+    }
+
+    pub(crate) fn spawn_future<F>(self: &Arc<Self>, fut: F) -> Result<JoinHandle<F::Output>, SpawnError>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        if self.is_shutdown() {
+            return Err(SpawnError::Shutdown);
+        }
+        let state = JoinState::new();
+        let body = FutureBody::new(fut, Completer::new(state.clone()));
+        let id = self.launch(Body::Future(Box::pin(body)))?;
+        Ok(JoinHandle::new(state, id))
+    }
+
+    /// Bookkeeping for a task whose body ended.
+    pub(crate) fn task_finished(self: &Arc<Self>, task: &Arc<Task>) {
+        self.owned.remove(task);
+        self.counters
+            .slot(worker_index(self))
+            .finished
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Step 1 of shutdown. Returns `false` if it had already begun.
+    pub(crate) fn begin_shutdown(&self) -> bool {
+        if self.shutdown.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.owned.close();
+        for u in self.unparkers.iter() {
+            u.unpark(|| self.reactor.wake());
+        }
+        self.reactor.wake();
+        true
+    }
+
+    /// Step 3 of shutdown, once no worker runs: cancel everything left.
+    pub(crate) fn cancel_all(&self) {
+        loop {
+            let tasks = self.owned.drain();
+            if tasks.is_empty() {
+                break;
+            }
+            for t in tasks {
+                t.cancel();
+            }
+        }
+        while !self.injector.is_empty() {
+            let _ = self.injector.steal();
+        }
+        self.timers.clear();
+    }
+}
+
+impl WorkerCtx {
+    fn schedule_local(&self, task: Arc<Task>, how: Schedule) {
+        match how {
+            Schedule::Wake => {
+                if let Some(prev) = self.lifo.replace(Some(task)) {
+                    self.local.push(prev);
+                    self.shared.notify_parked();
+                }
+            }
+            Schedule::Yield | Schedule::Spawn => {
+                self.local.push(task);
+                self.shared.notify_parked();
+            }
+        }
+    }
+
+    fn next_local(&self, tick: u32) -> Option<Arc<Task>> {
+        if tick % GLOBAL_QUEUE_INTERVAL == 0 {
+            if let Some(t) = steal_loop(|| self.shared.injector.steal()) {
+                self.lifo_polls.set(0);
+                return Some(t);
+            }
+        }
+        if let Some(t) = self.lifo.take() {
+            if self.lifo_polls.get() < MAX_LIFO_POLLS {
+                self.lifo_polls.set(self.lifo_polls.get() + 1);
+                return Some(t);
+            }
+            self.local.push(t);
+            self.shared.notify_parked();
+        }
+        self.lifo_polls.set(0);
+        self.local
+            .pop()
+            .or_else(|| steal_loop(|| self.shared.injector.steal_batch_and_pop(&self.local)))
+    }
+
+    fn next_rand(&self) -> u32 {
+        // xorshift32: victim selection only needs to not always start at the same worker.
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.rng.set(x);
+        x
+    }
+
+    fn search(&self) -> Option<Arc<Task>> {
+        if !self.searching.get() {
+            if !self.shared.idle.transition_to_searching() {
+                return None;
+            }
+            self.searching.set(true);
+        }
+        let n = self.shared.stealers.len();
+        let start = self.next_rand() as usize % n;
+        for i in 0..n {
+            let victim = (start + i) % n;
+            if victim == self.index {
+                continue;
+            }
+            if let Some(t) =
+                steal_loop(|| self.shared.stealers[victim].steal_batch_and_pop(&self.local))
+            {
+                self.counters().steals.fetch_add(1, Ordering::Relaxed);
+                return Some(t);
+            }
+        }
+        steal_loop(|| self.shared.injector.steal_batch_and_pop(&self.local))
+    }
+
+    fn counters(&self) -> &crate::counters::Slot {
+        self.shared.counters.slot(Some(self.index))
+    }
+
+    fn run_task(&self, task: Arc<Task>) {
+        if self.searching.replace(false) && self.shared.idle.transition_from_searching() {
+            self.shared.notify_parked();
+        }
+        self.counters().polls.fetch_add(1, Ordering::Relaxed);
+        coop::reset();
+        task.run();
+    }
+
+    fn park(&self) {
+        let shared = &*self.shared;
+        let last_searcher = shared
+            .idle
+            .transition_to_parked(self.index, self.searching.replace(false));
+        if last_searcher && shared.has_stealable_work() {
+            shared.notify_parked();
+        }
+        // Re-check after announcing ourselves parked (the Dekker pair in idle.rs).
+        if shared.has_stealable_work() || shared.is_shutdown() {
+            let self_woke = shared.idle.unpark_self(self.index);
+            self.searching.set(!self_woke);
+            return;
+        }
+        self.counters().parks.fetch_add(1, Ordering::Relaxed);
+        let t0 = Instant::now();
+        if let Some(mut driver) = shared.reactor.driver.try_lock() {
+            // Publish the deadline we will sleep toward, then read the timers again: a
+            // timer inserted concurrently either is seen here or sees our deadline and
+            // wakes the reactor (`Shared::timer_inserted`).
+            let next = shared.timers.next_deadline_ms();
+            shared
+                .reactor
+                .driver_deadline
+                .store(next, Ordering::SeqCst);
+            let timeout = shared.timers.next_timeout();
+            self.parker
+                .park_driver(|| shared.reactor.turn(&mut driver, timeout));
+            shared
+                .reactor
+                .driver_deadline
+                .store(u64::MAX, Ordering::SeqCst);
+        } else {
+            self.parker.park_condvar(shared.timers.next_timeout());
+        }
+        self.counters()
+            .parked_ns
+            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let self_woke = shared.idle.unpark_self(self.index);
+        self.searching.set(!self_woke);
+        shared.timers.fire_due();
+    }
+
+    fn drain(&self) {
+        drop(self.lifo.take());
+        while self.local.pop().is_some() {}
+        let stacks: Vec<_> = self.stacks.borrow_mut().drain(..).collect();
+        self.shared.stacks.give_back(stacks.into_iter());
+    }
+}
+
+fn steal_loop<T>(mut f: impl FnMut() -> Steal<T>) -> Option<T> {
+    loop {
+        match f() {
+            Steal::Success(t) => return Some(t),
+            Steal::Empty => return None,
+            Steal::Retry => std::hint::spin_loop(),
+        }
+    }
+}
+
+/// The body of a worker thread.
+pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: Local<Arc<Task>>, parker: Parker) {
+    let ctx = Rc::new(WorkerCtx {
+        shared: shared.clone(),
+        index,
+        local,
+        lifo: Cell::new(None),
+        stacks: RefCell::new(Vec::new()),
+        searching: Cell::new(false),
+        tick: Cell::new(0),
+        lifo_polls: Cell::new(0),
+        rng: Cell::new(0x9E37_79B9 ^ (index as u32 + 1)),
+        parker,
+    });
+    WORKER.set(Some(ctx.clone()));
+    loop {
+        if shared.is_shutdown() {
+            break;
+        }
+        let tick = ctx.tick.get().wrapping_add(1);
+        ctx.tick.set(tick);
+        if tick % TIMER_CHECK_INTERVAL == 0 {
+            shared.timers.fire_due();
+        }
+        if let Some(t) = ctx.next_local(tick) {
+            ctx.run_task(t);
+            continue;
+        }
+        if let Some(t) = ctx.search() {
+            ctx.run_task(t);
+            continue;
+        }
+        if shared.timers.fire_due() > 0 {
+            continue;
+        }
+        ctx.park();
+    }
+    ctx.drain();
+    WORKER.set(None);
+}
+
+/// Every live task, so shutdown can cancel the parked ones (they sit in no queue).
+/// Sharded by task id to keep spawn and exit from contending on one lock.
+#[derive(Debug)]
+struct OwnedTasks {
+    shards: Box<[Mutex<OwnedShard>]>,
+    len: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct OwnedShard {
+    slots: Vec<Option<Arc<Task>>>,
+    free: Vec<usize>,
+    closed: bool,
+}
+
+impl OwnedTasks {
+    fn new(workers: usize) -> OwnedTasks {
+        let n = (workers * 4).next_power_of_two();
+        OwnedTasks {
+            shards: (0..n).map(|_| Mutex::new(OwnedShard::default())).collect(),
+            len: AtomicU64::new(0),
+        }
+    }
+
+    fn shard(&self, id: u64) -> &Mutex<OwnedShard> {
+        &self.shards[id as usize & (self.shards.len() - 1)]
+    }
+
+    fn insert(&self, task: &Arc<Task>) -> bool {
+        let mut s = self.shard(task.id).lock();
+        if s.closed {
+            return false;
+        }
+        let i = match s.free.pop() {
+            Some(i) => {
+                s.slots[i] = Some(task.clone());
+                i
+            }
+            None => {
+                s.slots.push(Some(task.clone()));
+                s.slots.len() - 1
+            }
+        };
+        task.owned_slot.store(i, Ordering::Relaxed);
+        self.len.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    fn remove(&self, task: &Arc<Task>) {
+        let mut s = self.shard(task.id).lock();
+        let i = task.owned_slot.load(Ordering::Relaxed);
+        if let Some(slot) = s.slots.get_mut(i) {
+            if slot.as_ref().is_some_and(|t| Arc::ptr_eq(t, task)) {
+                *slot = None;
+                s.free.push(i);
+                self.len.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed) as usize
+    }
+
+    fn close(&self) {
+        for s in self.shards.iter() {
+            s.lock().closed = true;
+        }
+    }
+
+    fn drain(&self) -> Vec<Arc<Task>> {
+        let mut out = Vec::new();
+        for s in self.shards.iter() {
+            let mut s = s.lock();
+            s.free.clear();
+            out.extend(s.slots.drain(..).flatten());
+        }
+        self.len.fetch_sub(out.len() as u64, Ordering::Relaxed);
+        out
+    }
+}
