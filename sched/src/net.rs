@@ -247,11 +247,29 @@ impl TcpStream {
 
 impl Read for TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        crate::block_on(poll_fn(|cx| self.poll_read_buf(cx, buf)))
+        (&*self).read(buf)
     }
 }
 
 impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Shared use: one fiber may read while another writes (each direction has its own waker
+/// slot). Two concurrent readers (or writers) of one stream would take turns being woken.
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        crate::block_on(poll_fn(|cx| self.poll_read_buf(cx, buf)))
+    }
+}
+
+impl Write for &TcpStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         crate::block_on(poll_fn(|cx| self.poll_write_buf(cx, buf)))
     }

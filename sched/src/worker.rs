@@ -99,6 +99,9 @@ pub(crate) struct WorkerCtx {
     searching: Cell<bool>,
     tick: Cell<u32>,
     lifo_polls: Cell<u32>,
+    /// A task yielded (or spent its reductions) since the last pick: look at the injector
+    /// before the local queue, so a yielding fiber lets work from outside run too.
+    yielded: Cell<bool>,
     rng: Cell<u32>,
     parker: Parker,
 }
@@ -395,6 +398,9 @@ impl WorkerCtx {
                 }
             }
             Schedule::Yield | Schedule::Spawn => {
+                if how == Schedule::Yield {
+                    self.yielded.set(true);
+                }
                 self.local.push(task);
                 self.shared.notify_parked();
             }
@@ -402,7 +408,7 @@ impl WorkerCtx {
     }
 
     fn next_local(&self, tick: u32) -> Option<Arc<Task>> {
-        if tick % GLOBAL_QUEUE_INTERVAL == 0 {
+        if self.yielded.replace(false) || tick % GLOBAL_QUEUE_INTERVAL == 0 {
             if let Some(t) = steal_loop(|| self.shared.injector.steal()) {
                 self.lifo_polls.set(0);
                 return Some(t);
@@ -541,6 +547,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: Local<Arc<Tas
         searching: Cell::new(false),
         tick: Cell::new(0),
         lifo_polls: Cell::new(0),
+        yielded: Cell::new(false),
         rng: Cell::new(0x9E37_79B9 ^ (index as u32 + 1)),
         parker,
     });
