@@ -10,8 +10,11 @@
 //!
 //! * At most half the workers search at once (`2 * searching < workers` to start).
 //! * A push followed by `worker_to_notify` and a worker's `transition_to_parked` followed by
-//!   its re-check of every queue form a Dekker pair (both sides `SeqCst`): either the pusher
-//!   sees the parking worker and wakes someone, or the parking worker sees the task.
+//!   its re-check of every queue form a Dekker pair: both sides do a read-modify-write of
+//!   `state`, so one of them comes second in its modification order and sees the other:
+//!   either the pusher sees the parking worker and wakes someone, or the parking worker
+//!   (synchronised with the pusher's RMW) sees the task. Model-checked in
+//!   `tests/loom_models.rs`.
 
 use crate::loom::sync::Mutex;
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
@@ -62,7 +65,11 @@ impl Idle {
     }
 
     fn should_notify(&self) -> bool {
-        let s = self.state.load(Ordering::SeqCst);
+        // An RMW, not a load: it reads the newest value in `state`'s modification order and
+        // synchronises with the parking worker's `fetch_sub`, so the push that came before
+        // it is visible to that worker's re-check. A plain load would rely on SeqCst's total
+        // order alone, which loom does not model, and which this protocol need not depend on.
+        let s = self.state.fetch_add(0, Ordering::SeqCst);
         searching(s) == 0 && unparked(s) < self.workers
     }
 
