@@ -75,6 +75,11 @@ mod worker;
 #[cfg(test)]
 mod tests;
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 use std::future::Future;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
@@ -280,12 +285,11 @@ impl Future for Sleep {
             }
             return Poll::Ready(());
         }
-        if let Some((shared, key)) = &self.timer {
-            if shared.timers.is_pending(*key) {
+        if let Some((shared, key)) = &self.timer
+            && shared.timers.is_pending(*key) {
                 // Re-register only if the waker changed.
                 return Poll::Pending;
             }
-        }
         let shared = match (&self.timer, worker::current_shared()) {
             (Some((s, _)), _) => s.clone(),
             (None, Some(s)) => s,

@@ -60,16 +60,14 @@ impl ScheduledIo {
                 Err(a) => cur = a,
             }
         }
-        if bits & READABLE != 0 {
-            if let Some(w) = self.reader.lock().take() {
+        if bits & READABLE != 0
+            && let Some(w) = self.reader.lock().take() {
                 w.wake();
             }
-        }
-        if bits & WRITABLE != 0 {
-            if let Some(w) = self.writer.lock().take() {
+        if bits & WRITABLE != 0
+            && let Some(w) = self.writer.lock().take() {
                 w.wake();
             }
-        }
     }
 
     /// Ready for `dir` (READABLE or WRITABLE)? Registers the waker if not.

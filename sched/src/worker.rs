@@ -72,6 +72,9 @@ pub(crate) enum Schedule {
     Spawn,
 }
 
+/// What a worker thread starts with: its run queue and its parker.
+pub(crate) type WorkerParts = (Local<Arc<Task>>, Parker);
+
 /// What every worker of a runtime can reach.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -198,7 +201,7 @@ impl Shared {
         stack_size: usize,
         guard: GuardMode,
         keep_resident: usize,
-    ) -> std::io::Result<(Arc<Shared>, Vec<(Local<Arc<Task>>, Parker)>)> {
+    ) -> std::io::Result<(Arc<Shared>, Vec<WorkerParts>)> {
         let mut locals = Vec::with_capacity(workers);
         let mut stealers = Vec::with_capacity(workers);
         let mut unparkers = Vec::with_capacity(workers);
@@ -285,11 +288,10 @@ impl Shared {
         let from_cache = with_worker(|w| match w {
             Some(w) if Arc::ptr_eq(&w.shared, self) => {
                 let mut cache = w.stacks.borrow_mut();
-                if cache.is_empty() {
-                    if let Err(e) = self.stacks.take_batch(&mut cache, STACK_BATCH) {
+                if cache.is_empty()
+                    && let Err(e) = self.stacks.take_batch(&mut cache, STACK_BATCH) {
                         return Some(Err(e));
                     }
-                }
                 cache.pop().map(Ok)
             }
             _ => None,
@@ -408,12 +410,11 @@ impl WorkerCtx {
     }
 
     fn next_local(&self, tick: u32) -> Option<Arc<Task>> {
-        if self.yielded.replace(false) || tick % GLOBAL_QUEUE_INTERVAL == 0 {
-            if let Some(t) = steal_loop(|| self.shared.injector.steal()) {
+        if (self.yielded.replace(false) || tick.is_multiple_of(GLOBAL_QUEUE_INTERVAL))
+            && let Some(t) = steal_loop(|| self.shared.injector.steal()) {
                 self.lifo_polls.set(0);
                 return Some(t);
             }
-        }
         if let Some(t) = self.lifo.take() {
             if self.lifo_polls.get() < MAX_LIFO_POLLS {
                 self.lifo_polls.set(self.lifo_polls.get() + 1);
@@ -558,7 +559,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: Local<Arc<Tas
         }
         let tick = ctx.tick.get().wrapping_add(1);
         ctx.tick.set(tick);
-        if tick % TIMER_CHECK_INTERVAL == 0 {
+        if tick.is_multiple_of(TIMER_CHECK_INTERVAL) {
             shared.timers.fire_due();
         }
         if let Some(t) = ctx.next_local(tick) {
@@ -629,13 +630,12 @@ impl OwnedTasks {
     fn remove(&self, task: &Arc<Task>) {
         let mut s = self.shard(task.id).lock();
         let i = task.owned_slot.load(Ordering::Relaxed);
-        if let Some(slot) = s.slots.get_mut(i) {
-            if slot.as_ref().is_some_and(|t| Arc::ptr_eq(t, task)) {
+        if let Some(slot) = s.slots.get_mut(i)
+            && slot.as_ref().is_some_and(|t| Arc::ptr_eq(t, task)) {
                 *slot = None;
                 s.free.push(i);
                 self.len.fetch_sub(1, Ordering::Relaxed);
             }
-        }
     }
 
     fn len(&self) -> usize {
