@@ -25,6 +25,7 @@
 //!   address of its corosensei `Yielder` (which lives on the fiber's own stack for the
 //!   fiber's whole life); it is null otherwise.
 
+pub(crate) mod overflow;
 pub(crate) mod stack;
 
 use std::any::Any;
@@ -105,9 +106,11 @@ impl Fiber {
     pub(crate) fn resume(&mut self) -> Resumed {
         let co = self.co.as_mut().expect("resumed a finished fiber");
         self.guard.arm();
+        let prev_guard = overflow::set_guard_page(self.guard.page());
         let prev = YIELDER.with(|c| c.replace(self.yielder));
         let r = catch_unwind(AssertUnwindSafe(|| co.resume(())));
         YIELDER.with(|c| c.set(prev));
+        overflow::set_guard_page(prev_guard);
         self.guard.disarm();
         match r {
             Ok(CoroutineResult::Yield(addr)) => {
@@ -136,9 +139,11 @@ impl Fiber {
             return (None, None);
         };
         self.guard.arm();
+        let prev_guard = overflow::set_guard_page(self.guard.page());
         let prev = YIELDER.with(|c| c.replace(self.yielder));
         let r = catch_unwind(AssertUnwindSafe(|| co.force_unwind()));
         YIELDER.with(|c| c.set(prev));
+        overflow::set_guard_page(prev_guard);
         self.guard.disarm();
         if co.done() {
             (r.err(), Some(co.into_stack()))

@@ -91,6 +91,7 @@ impl Builder {
     ///
     /// Panics if `stack_size` is below 4 KiB.
     pub fn build(self) -> std::io::Result<Runtime> {
+        crate::fiber::overflow::install_handler();
         let (shared, locals) = Shared::new(
             self.workers,
             self.stack_size,

@@ -539,6 +539,8 @@ fn steal_loop<T>(mut f: impl FnMut() -> Steal<T>) -> Option<T> {
 
 /// The body of a worker thread.
 pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: Local<Arc<Task>>, parker: Parker) {
+    // The stack-overflow handler needs an alternate signal stack on every worker.
+    let _alt_stack = crate::fiber::overflow::AltStack::ensure();
     let ctx = Rc::new(WorkerCtx {
         shared: shared.clone(),
         index,

@@ -118,6 +118,11 @@ pub(crate) struct Guard {
 }
 
 impl Guard {
+    /// Address of the guard page.
+    pub(crate) fn page(&self) -> usize {
+        self.page
+    }
+
     /// Arms the guard page if this stack's guard is armed only while running.
     pub(crate) fn arm(&self) {
         if self.armed_on_run {
