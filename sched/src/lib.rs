@@ -252,7 +252,7 @@ pub fn sleep_until(deadline: Instant) {
 #[derive(Debug)]
 pub struct Sleep {
     deadline: Instant,
-    timer: Option<(Arc<worker::Shared>, TimerKey)>,
+    timer: Option<(Arc<worker::SharedRef>, TimerKey)>,
 }
 
 impl Sleep {

@@ -45,7 +45,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use crate::reactor::{READABLE, ScheduledIo, WRITABLE};
-use crate::worker::Shared;
+use crate::worker::SharedRef;
 
 /// Registration of one mio source with a runtime's reactor; deregisters on drop.
 #[derive(Debug)]
@@ -53,7 +53,7 @@ struct Registration<S: mio::event::Source> {
     source: S,
     io: Arc<ScheduledIo>,
     index: usize,
-    shared: Arc<Shared>,
+    shared: Arc<SharedRef>,
 }
 
 impl<S: mio::event::Source> Registration<S> {

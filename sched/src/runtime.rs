@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 
 use crate::fiber::GuardMode;
 use crate::task::JoinHandle;
-use crate::worker::{self, Shared};
+use crate::worker::{self, Shared, SharedRef};
 use crate::{RuntimeCounters, SpawnError};
 
 /// Configures and builds a [`Runtime`].
@@ -117,7 +117,9 @@ impl Builder {
             }
         }
         Ok(Runtime {
-            handle: Handle { shared },
+            handle: Handle {
+                shared: Arc::new(SharedRef(shared)),
+            },
             threads: Mutex::new(threads),
         })
     }
@@ -244,7 +246,7 @@ impl Drop for Runtime {
 /// A cloneable reference to a runtime, for spawning from anywhere.
 #[derive(Debug, Clone)]
 pub struct Handle {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) shared: Arc<SharedRef>,
 }
 
 impl Handle {
@@ -278,7 +280,7 @@ impl Handle {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.shared.spawn_fiber(f)
+        self.shared.spawn_fiber(&self.shared, f)
     }
 
     /// Spawns a future, polled by the workers with a waker that reschedules it.
@@ -291,7 +293,7 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.shared.spawn_future(fut)
+        self.shared.spawn_future(&self.shared, fut)
     }
 
     /// Runs a future on the runtime and waits for its output (parking the fiber when

@@ -37,7 +37,7 @@ use parking_lot::Mutex;
 
 use crate::fiber::{Fiber, Resumed};
 use crate::loom::sync::atomic::{AtomicU8, Ordering};
-use crate::worker::{self, Schedule, Shared};
+use crate::worker::{self, Schedule, SharedRef};
 
 const IDLE: u8 = 0;
 const SCHEDULED: u8 = 1;
@@ -143,7 +143,8 @@ pub(crate) struct Task {
     /// Index in the runtime's owned-task table, for removal when the task ends.
     pub(crate) owned_slot: std::sync::atomic::AtomicUsize,
     body: Mutex<Option<Body>>,
-    pub(crate) shared: Arc<Shared>,
+    /// The runtime, through the spawning worker's counted reference (see [`SharedRef`]).
+    pub(crate) shared: Arc<SharedRef>,
 }
 
 impl fmt::Debug for Task {
@@ -158,19 +159,20 @@ impl fmt::Debug for Task {
 impl Wake for Task {
     fn wake(self: Arc<Self>) {
         if self.state.wake() == WakeAction::Schedule {
-            Shared::schedule(&self.shared.clone(), self, Schedule::Wake);
+            let shared = self.shared.clone();
+            shared.schedule(self, Schedule::Wake);
         }
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
         if self.state.wake() == WakeAction::Schedule {
-            Shared::schedule(&self.shared, self.clone(), Schedule::Wake);
+            self.shared.schedule(self.clone(), Schedule::Wake);
         }
     }
 }
 
 impl Task {
-    pub(crate) fn new(id: u64, body: Body, shared: Arc<Shared>) -> Task {
+    pub(crate) fn new(id: u64, body: Body, shared: Arc<SharedRef>) -> Task {
         Task {
             state: State::new_scheduled(),
             id,
@@ -233,7 +235,7 @@ impl Task {
         } else {
             drop(body);
             if self.state.after_run() == AfterRun::Requeue {
-                Shared::schedule(&self.shared, self.clone(), Schedule::Yield);
+                self.shared.schedule(self.clone(), Schedule::Yield);
             }
         }
     }

@@ -37,6 +37,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker as Local};
+use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 
 use crate::counters::Counters;
@@ -60,6 +61,9 @@ const TIMER_CHECK_INTERVAL: u32 = 31;
 const LOCAL_STACK_CACHE: usize = 64;
 /// Stacks taken from the shared pool at once when the worker cache is empty.
 const STACK_BATCH: usize = 16;
+/// Task ids a worker reserves at once from the shared counter, so spawning does not bounce
+/// one cache line between cores. A block also maps to one owned-task shard.
+const ID_BLOCK: u64 = 1024;
 
 /// How a task reaches a queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +74,22 @@ pub(crate) enum Schedule {
     Yield,
     /// Newly spawned: back of the queue.
     Spawn,
+}
+
+/// A counted reference to [`Shared`]. Tasks do not clone the runtime's one `Arc<Shared>`:
+/// a refcount bumped by every spawn and dropped by every exit, on every core, is a cache
+/// line bouncing between cores (measured: the top cost of a spawn storm). Each worker and
+/// each [`Handle`](crate::Handle) owns its own `Arc<SharedRef>`, and a task clones the one
+/// of the worker that spawned it.
+#[derive(Debug)]
+pub(crate) struct SharedRef(pub(crate) Arc<Shared>);
+
+impl std::ops::Deref for SharedRef {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 /// What a worker thread starts with: its run queue and its parker.
@@ -94,7 +114,8 @@ pub(crate) struct Shared {
 
 /// Per-worker state, reachable from the worker's thread-local.
 pub(crate) struct WorkerCtx {
-    pub(crate) shared: Arc<Shared>,
+    /// This worker's own counted reference to the runtime (see [`SharedRef`]).
+    pub(crate) shared: Arc<SharedRef>,
     index: usize,
     local: Local<Arc<Task>>,
     lifo: Cell<Option<Arc<Task>>>,
@@ -105,6 +126,9 @@ pub(crate) struct WorkerCtx {
     /// A task yielded (or spent its reductions) since the last pick: look at the injector
     /// before the local queue, so a yielding fiber lets work from outside run too.
     yielded: Cell<bool>,
+    /// Next task id of this worker's reserved block, and the block's end.
+    next_id: Cell<u64>,
+    id_end: Cell<u64>,
     rng: Cell<u32>,
     parker: Parker,
 }
@@ -125,14 +149,14 @@ fn with_worker<R>(f: impl FnOnce(Option<&WorkerCtx>) -> R) -> R {
 
 /// The runtime this thread works for, if it is a worker.
 #[inline(never)]
-pub(crate) fn current_shared() -> Option<Arc<Shared>> {
+pub(crate) fn current_shared() -> Option<Arc<SharedRef>> {
     with_worker(|w| w.map(|w| w.shared.clone()))
 }
 
 /// Index of this thread's worker within `shared`, if it is one of its workers.
 #[inline(never)]
-fn worker_index(shared: &Arc<Shared>) -> Option<usize> {
-    with_worker(|w| w.filter(|w| Arc::ptr_eq(&w.shared, shared)).map(|w| w.index))
+fn worker_index(shared: &Shared) -> Option<usize> {
+    with_worker(|w| w.filter(|w| w.serves(shared)).map(|w| w.index))
 }
 
 #[inline(never)]
@@ -177,9 +201,9 @@ pub(crate) fn cancelling() -> bool {
 /// Puts a finished fiber's stack back: the worker cache if on a worker of `shared`, else
 /// the shared pool.
 #[inline(never)]
-pub(crate) fn recycle_stack(shared: &Arc<Shared>, stack: FiberStack) {
+pub(crate) fn recycle_stack(shared: &Shared, stack: FiberStack) {
     let stack = with_worker(|w| match w {
-        Some(w) if Arc::ptr_eq(&w.shared, shared) => {
+        Some(w) if w.serves(shared) => {
             let mut cache = w.stacks.borrow_mut();
             cache.push(stack);
             if cache.len() > LOCAL_STACK_CACHE {
@@ -246,9 +270,9 @@ impl Shared {
     }
 
     /// Queues a task that this thread just made `SCHEDULED`.
-    pub(crate) fn schedule(self: &Arc<Self>, task: Arc<Task>, how: Schedule) {
+    pub(crate) fn schedule(&self, task: Arc<Task>, how: Schedule) {
         let remote = with_worker(|w| match w {
-            Some(w) if Arc::ptr_eq(&w.shared, self) => {
+            Some(w) if w.serves(self) => {
                 w.schedule_local(task, how);
                 None
             }
@@ -284,44 +308,38 @@ impl Shared {
         }
     }
 
-    fn take_stack(self: &Arc<Self>) -> Result<FiberStack, SpawnError> {
-        let from_cache = with_worker(|w| match w {
-            Some(w) if Arc::ptr_eq(&w.shared, self) => {
-                let mut cache = w.stacks.borrow_mut();
-                if cache.is_empty()
-                    && let Err(e) = self.stacks.take_batch(&mut cache, STACK_BATCH) {
-                        return Some(Err(e));
-                    }
-                cache.pop().map(Ok)
-            }
-            _ => None,
-        });
-        match from_cache {
-            Some(r) => r.map_err(SpawnError::Stack),
-            None => {
-                let mut one = Vec::with_capacity(1);
-                self.stacks.take_batch(&mut one, 1).map_err(SpawnError::Stack)?;
-                one.pop().ok_or(SpawnError::Shutdown)
-            }
-        }
+    /// Runs `f` with this thread's worker context if it is one of our workers.
+    #[inline]
+    fn with_local<R>(&self, f: impl FnOnce(&WorkerCtx) -> R) -> Option<R> {
+        with_worker(|w| w.filter(|w| w.serves(self)).map(f))
     }
 
-    fn launch(self: &Arc<Self>, body: Body) -> Result<u64, SpawnError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let task = Arc::new(Task::new(id, body, self.clone()));
+    /// Registers and queues a new task. `worker` is the spawning worker, if any.
+    fn launch(
+        &self,
+        proxy: Arc<SharedRef>,
+        id: u64,
+        worker: Option<usize>,
+        body: Body,
+    ) -> Result<(), SpawnError> {
+        let task = Arc::new(Task::new(id, body, proxy));
         if !self.owned.insert(&task) {
             task.cancel();
             return Err(SpawnError::Shutdown);
         }
         self.counters
-            .slot(worker_index(self))
+            .slot(worker)
             .spawned
             .fetch_add(1, Ordering::Relaxed);
-        Shared::schedule(self, task, Schedule::Spawn);
-        Ok(id)
+        if worker.is_none() || self.with_local(|w| w.schedule_local(task.clone(), Schedule::Spawn)).is_none() {
+            self.injector.push(task);
+            self.notify_parked();
+        }
+        Ok(())
     }
 
-    pub(crate) fn spawn_fiber<F, T>(self: &Arc<Self>, f: F) -> Result<JoinHandle<T>, SpawnError>
+    /// Spawns a fiber; `handle` is the caller's reference, used when not on a worker.
+    pub(crate) fn spawn_fiber<F, T>(&self, handle: &Arc<SharedRef>, f: F) -> Result<JoinHandle<T>, SpawnError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
@@ -329,14 +347,28 @@ impl Shared {
         if self.is_shutdown() {
             return Err(SpawnError::Shutdown);
         }
-        let stack = self.take_stack()?;
+        let local = self.with_local(|w| (w.take_stack(), w.next_task_id(), w.index, w.shared.clone()));
+        let (stack, id, worker, proxy) = match local {
+            Some((stack, id, index, proxy)) => (stack, id, Some(index), proxy),
+            None => {
+                let mut one = Vec::with_capacity(1);
+                let r = self.stacks.take_batch(&mut one, 1).map(|()| one.pop().expect("a stack"));
+                (r, self.next_id.fetch_add(1, Ordering::Relaxed), None, handle.clone())
+            }
+        };
+        let stack = stack.map_err(SpawnError::Stack)?;
         let state = JoinState::new();
         let fiber = Fiber::new(stack, fiber_body(f, Completer::new(state.clone())));
-        let id = self.launch(Body::Fiber(fiber))?;
+        self.launch(proxy, id, worker, Body::Fiber(fiber))?;
         Ok(JoinHandle::new(state, id))
     }
 
-    pub(crate) fn spawn_future<F>(self: &Arc<Self>, fut: F) -> Result<JoinHandle<F::Output>, SpawnError>
+    /// Spawns a future; `handle` is the caller's reference, used when not on a worker.
+    pub(crate) fn spawn_future<F>(
+        &self,
+        handle: &Arc<SharedRef>,
+        fut: F,
+    ) -> Result<JoinHandle<F::Output>, SpawnError>
     where
         F: std::future::Future + Send + 'static,
         F::Output: Send + 'static,
@@ -344,14 +376,18 @@ impl Shared {
         if self.is_shutdown() {
             return Err(SpawnError::Shutdown);
         }
+        let (id, worker, proxy) = match self.with_local(|w| (w.next_task_id(), w.index, w.shared.clone())) {
+            Some((id, index, proxy)) => (id, Some(index), proxy),
+            None => (self.next_id.fetch_add(1, Ordering::Relaxed), None, handle.clone()),
+        };
         let state = JoinState::new();
         let body = FutureBody::new(fut, Completer::new(state.clone()));
-        let id = self.launch(Body::Future(Box::pin(body)))?;
+        self.launch(proxy, id, worker, Body::Future(Box::pin(body)))?;
         Ok(JoinHandle::new(state, id))
     }
 
     /// Bookkeeping for a task whose body ended.
-    pub(crate) fn task_finished(self: &Arc<Self>, task: &Arc<Task>) {
+    pub(crate) fn task_finished(&self, task: &Arc<Task>) {
         self.owned.remove(task);
         self.counters
             .slot(worker_index(self))
@@ -391,6 +427,31 @@ impl Shared {
 }
 
 impl WorkerCtx {
+    /// Is this a worker of `shared`?
+    fn serves(&self, shared: &Shared) -> bool {
+        std::ptr::eq::<Shared>(&**self.shared, shared)
+    }
+
+    fn next_task_id(&self) -> u64 {
+        let id = self.next_id.get();
+        if id < self.id_end.get() {
+            self.next_id.set(id + 1);
+            return id;
+        }
+        let start = self.shared.next_id.fetch_add(ID_BLOCK, Ordering::Relaxed);
+        self.next_id.set(start + 1);
+        self.id_end.set(start + ID_BLOCK);
+        start
+    }
+
+    fn take_stack(&self) -> Result<FiberStack, crate::fiber::StackError> {
+        let mut cache = self.stacks.borrow_mut();
+        if cache.is_empty() {
+            self.shared.stacks.take_batch(&mut cache, STACK_BATCH)?;
+        }
+        Ok(cache.pop().expect("take_batch yields at least one stack"))
+    }
+
     fn schedule_local(&self, task: Arc<Task>, how: Schedule) {
         match how {
             Schedule::Wake => {
@@ -542,7 +603,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: Local<Arc<Tas
     // The stack-overflow handler needs an alternate signal stack on every worker.
     let _alt_stack = crate::fiber::overflow::AltStack::ensure();
     let ctx = Rc::new(WorkerCtx {
-        shared: shared.clone(),
+        shared: Arc::new(SharedRef(shared.clone())),
         index,
         local,
         lifo: Cell::new(None),
@@ -551,6 +612,8 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: Local<Arc<Tas
         tick: Cell::new(0),
         lifo_polls: Cell::new(0),
         yielded: Cell::new(false),
+        next_id: Cell::new(0),
+        id_end: Cell::new(0),
         rng: Cell::new(0x9E37_79B9 ^ (index as u32 + 1)),
         parker,
     });
@@ -585,14 +648,14 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: Local<Arc<Tas
 /// Sharded by task id to keep spawn and exit from contending on one lock.
 #[derive(Debug)]
 struct OwnedTasks {
-    shards: Box<[Mutex<OwnedShard>]>,
-    len: AtomicU64,
+    shards: Box<[CachePadded<Mutex<OwnedShard>>]>,
 }
 
 #[derive(Debug, Default)]
 struct OwnedShard {
     slots: Vec<Option<Arc<Task>>>,
     free: Vec<usize>,
+    live: usize,
     closed: bool,
 }
 
@@ -600,13 +663,15 @@ impl OwnedTasks {
     fn new(workers: usize) -> OwnedTasks {
         let n = (workers * 4).next_power_of_two();
         OwnedTasks {
-            shards: (0..n).map(|_| Mutex::new(OwnedShard::default())).collect(),
-            len: AtomicU64::new(0),
+            shards: (0..n)
+                .map(|_| CachePadded::new(Mutex::new(OwnedShard::default())))
+                .collect(),
         }
     }
 
     fn shard(&self, id: u64) -> &Mutex<OwnedShard> {
-        &self.shards[id as usize & (self.shards.len() - 1)]
+        // One id block per shard: a worker's tasks share a shard that stays in its cache.
+        &self.shards[(id / ID_BLOCK) as usize & (self.shards.len() - 1)]
     }
 
     fn insert(&self, task: &Arc<Task>) -> bool {
@@ -625,7 +690,7 @@ impl OwnedTasks {
             }
         };
         task.owned_slot.store(i, Ordering::Relaxed);
-        self.len.fetch_add(1, Ordering::Relaxed);
+        s.live += 1;
         true
     }
 
@@ -636,12 +701,12 @@ impl OwnedTasks {
             && slot.as_ref().is_some_and(|t| Arc::ptr_eq(t, task)) {
                 *slot = None;
                 s.free.push(i);
-                self.len.fetch_sub(1, Ordering::Relaxed);
+                s.live -= 1;
             }
     }
 
     fn len(&self) -> usize {
-        self.len.load(Ordering::Relaxed) as usize
+        self.shards.iter().map(|s| s.lock().live).sum()
     }
 
     fn close(&self) {
@@ -655,9 +720,9 @@ impl OwnedTasks {
         for s in self.shards.iter() {
             let mut s = s.lock();
             s.free.clear();
+            s.live = 0;
             out.extend(s.slots.drain(..).flatten());
         }
-        self.len.fetch_sub(out.len() as u64, Ordering::Relaxed);
         out
     }
 }
