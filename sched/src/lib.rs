@@ -145,7 +145,7 @@ pub fn in_fiber() -> bool {
 
 /// The running task's waker (fiber or future body); `None` outside a task.
 pub fn current_waker() -> Option<Waker> {
-    worker::current_task().map(Waker::from)
+    task::current_task().map(Waker::from)
 }
 
 fn assert_not_in_future(what: &str) {
@@ -175,7 +175,7 @@ pub fn park() {
 ///
 /// Panics inside a future body.
 pub fn park_timeout(timeout: Duration) {
-    match worker::current_task() {
+    match task::current_task() {
         Some(task) if fiber::in_fiber() => {
             let shared = task.shared.clone();
             let (key, ms) = shared.timers.insert(
@@ -196,14 +196,12 @@ pub fn park_timeout(timeout: Duration) {
 /// Lets other tasks run: the fiber goes to the back of its worker's queue. Outside a
 /// fiber, yields the thread.
 pub fn yield_now() {
-    match worker::current_task() {
-        Some(task) if fiber::in_fiber() => {
-            // RUNNING -> NOTIFIED: the worker requeues us at the back after we suspend.
-            let _ = task.state.wake();
-            drop(task);
-            fiber::suspend();
-        }
-        _ => std::thread::yield_now(),
+    if fiber::in_fiber() {
+        // RUNNING -> NOTIFIED: the worker requeues us at the back after we suspend.
+        let _ = task::with_current_task(|t| t.state.wake());
+        fiber::suspend();
+    } else {
+        std::thread::yield_now();
     }
 }
 

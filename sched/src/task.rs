@@ -26,6 +26,7 @@
 //!   after every worker has stopped.
 
 use std::any::Any;
+use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -36,6 +37,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use parking_lot::Mutex;
 
 use crate::fiber::{Fiber, Resumed};
+use crate::fiber::TlsBorrow;
 use crate::loom::sync::atomic::{AtomicU8, Ordering};
 use crate::worker::{self, Schedule, SharedRef};
 
@@ -142,7 +144,9 @@ pub(crate) struct Task {
     pub(crate) id: u64,
     /// Index in the runtime's owned-task table, for removal when the task ends.
     pub(crate) owned_slot: std::sync::atomic::AtomicUsize,
-    body: Mutex<Option<Body>>,
+    /// Only touched by the thread that won `SCHEDULED → RUNNING` (until it moves the state
+    /// on), or by `cancel` when no worker can run the task (see `cancel`).
+    body: UnsafeCell<Option<Body>>,
     /// The runtime, through the spawning worker's counted reference (see [`SharedRef`]).
     pub(crate) shared: Arc<SharedRef>,
 }
@@ -156,17 +160,58 @@ impl fmt::Debug for Task {
     }
 }
 
+// SAFETY: every field but `body` is `Sync` by itself. `body` is an `UnsafeCell` reached only
+// by (a) the one worker that won `SCHEDULED → RUNNING`, until it has left `RUNNING` (the
+// state machine makes that thread unique: see the module invariants), or (b) `cancel`, which
+// runs only when no worker can run the task: on a task never published to a queue, or at
+// shutdown after every worker has stopped. So no two threads ever touch `body` at once, and
+// its contents are `Send`, which is what moving them between those threads requires.
+unsafe impl Sync for Task {}
+
+thread_local! {
+    /// The task running on this thread (its `Arc`'s pointer), or null. Set by `Task::run`
+    /// for the duration of a resume or poll; the worker holds that `Arc` meanwhile.
+    static CURRENT: Cell<*const Task> = const { Cell::new(std::ptr::null()) };
+}
+
+/// The task running on this thread (fiber or future), if any.
+#[inline(never)]
+pub(crate) fn current_task() -> Option<Arc<Task>> {
+    let _b = TlsBorrow::new();
+    let p = CURRENT.get();
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null `CURRENT` is `Arc::as_ptr` of the task `Task::run` is running on
+    // this thread right now; `run` holds a live `Arc` to it (so the strong count is at least
+    // one) until after it resets `CURRENT`. The code calling us runs inside that run (the
+    // task's own fiber or poll), so incrementing the count and making a second `Arc` from the
+    // pointer is sound.
+    unsafe {
+        Arc::increment_strong_count(p);
+        Some(Arc::from_raw(p))
+    }
+}
+
+/// Runs `f` on the task running on this thread, without touching its reference count.
+#[inline(never)]
+pub(crate) fn with_current_task<R>(f: impl FnOnce(&Task) -> R) -> Option<R> {
+    let _b = TlsBorrow::new();
+    let p = CURRENT.get();
+    // SAFETY: as in `current_task`: the task is alive for the whole of this call.
+    (!p.is_null()).then(|| f(unsafe { &*p }))
+}
+
 impl Wake for Task {
     fn wake(self: Arc<Self>) {
         if self.state.wake() == WakeAction::Schedule {
-            let shared = self.shared.clone();
-            shared.schedule(self, Schedule::Wake);
+            Task::schedule(self, Schedule::Wake);
         }
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
         if self.state.wake() == WakeAction::Schedule {
-            self.shared.schedule(self.clone(), Schedule::Wake);
+            Task::schedule(self.clone(), Schedule::Wake);
         }
     }
 }
@@ -177,9 +222,19 @@ impl Task {
             state: State::new_scheduled(),
             id,
             owned_slot: std::sync::atomic::AtomicUsize::new(usize::MAX),
-            body: Mutex::new(Some(body)),
+            body: UnsafeCell::new(Some(body)),
             shared,
         }
+    }
+
+    /// Queues a task this thread just made `SCHEDULED`.
+    fn schedule(task: Arc<Task>, how: Schedule) {
+        // Borrow the runtime through the task rather than cloning its reference: the
+        // borrow ends inside `schedule` before the task is moved anywhere that could drop it.
+        let shared: *const SharedRef = &*task.shared;
+        // SAFETY: `shared` points into `task.shared`, an `Arc` kept alive by `task`, which
+        // `schedule` keeps alive (it owns it) until it has queued it.
+        unsafe { &*shared }.schedule(task, how);
     }
 
     /// Runs the task once: resumes its fiber or polls its future. Called by the worker
@@ -188,16 +243,14 @@ impl Task {
         if !self.state.start() {
             return;
         }
-        let mut body = self
-            .body
-            .try_lock()
-            .expect("task body locked while the task was SCHEDULED");
+        // SAFETY: we won `SCHEDULED → RUNNING`, so we are the only thread touching `body`
+        // until we move the state on below (see `unsafe impl Sync for Task`).
+        let body = unsafe { &mut *self.body.get() };
+        let prev = CURRENT.replace(Arc::as_ptr(self));
         let finished = match body.as_mut() {
             None => true,
             Some(Body::Fiber(fiber)) => {
-                let prev = worker::set_current_task(Some(self.clone()));
                 let r = fiber.resume();
-                worker::set_current_task(prev);
                 match r {
                     Resumed::Suspended => false,
                     Resumed::Finished(res, stack) => {
@@ -226,24 +279,26 @@ impl Task {
                 }
             }
         };
+        CURRENT.set(prev);
         if finished {
             let b = body.take();
-            drop(body);
             self.state.complete();
             drop(b);
             self.shared.task_finished(self);
-        } else {
-            drop(body);
-            if self.state.after_run() == AfterRun::Requeue {
-                self.shared.schedule(self.clone(), Schedule::Yield);
-            }
+        } else if self.state.after_run() == AfterRun::Requeue {
+            Task::schedule(self.clone(), Schedule::Yield);
         }
     }
 
     /// Cancels a task that is not running: marks it done and drops its body, unwinding a
     /// suspended fiber. Used by shutdown once every worker has stopped.
+    ///
+    /// Only called where no worker can be running the task: on a task never published to
+    /// a run queue (a failed spawn), or by shutdown after every worker thread has ended.
     pub(crate) fn cancel(self: &Arc<Self>) {
-        let body = self.body.lock().take();
+        // SAFETY: see the precondition above and `unsafe impl Sync for Task`: nobody else
+        // touches `body` now.
+        let body = unsafe { &mut *self.body.get() }.take();
         self.state.complete();
         match body {
             Some(Body::Fiber(f)) => {

@@ -135,7 +135,6 @@ pub(crate) struct WorkerCtx {
 
 thread_local! {
     static WORKER: RefCell<Option<Rc<WorkerCtx>>> = const { RefCell::new(None) };
-    static CURRENT_TASK: RefCell<Option<Arc<Task>>> = const { RefCell::new(None) };
     static IN_FUTURE: Cell<bool> = const { Cell::new(false) };
     static CANCELLING: Cell<bool> = const { Cell::new(false) };
 }
@@ -157,18 +156,6 @@ pub(crate) fn current_shared() -> Option<Arc<SharedRef>> {
 #[inline(never)]
 fn worker_index(shared: &Shared) -> Option<usize> {
     with_worker(|w| w.filter(|w| w.serves(shared)).map(|w| w.index))
-}
-
-#[inline(never)]
-pub(crate) fn set_current_task(t: Option<Arc<Task>>) -> Option<Arc<Task>> {
-    CURRENT_TASK.replace(t)
-}
-
-/// The task running on this thread (fiber or future), if any.
-#[inline(never)]
-pub(crate) fn current_task() -> Option<Arc<Task>> {
-    let _b = TlsBorrow::new();
-    CURRENT_TASK.with_borrow(|t| t.clone())
 }
 
 #[inline(never)]
@@ -479,6 +466,12 @@ impl WorkerCtx {
         if let Some(t) = self.lifo.take() {
             if self.lifo_polls.get() < MAX_LIFO_POLLS {
                 self.lifo_polls.set(self.lifo_polls.get() + 1);
+                return Some(t);
+            }
+            // The cap protects queued work from a ping-ponging pair; with nothing queued
+            // there is nobody to protect, and demoting would only wake another worker.
+            if self.local.is_empty() && self.shared.injector.is_empty() {
+                self.lifo_polls.set(1);
                 return Some(t);
             }
             self.local.push(t);
