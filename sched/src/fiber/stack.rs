@@ -22,8 +22,9 @@
 //! * `WhileRunning`: the guard page is ordinary read/write memory, never touched, while the
 //!   fiber is suspended (a suspended fiber cannot grow its stack), and is armed with
 //!   `mprotect(PROT_NONE)` just before the fiber is resumed and disarmed after it suspends.
-//!   A whole chunk of parked fibers is one VMA, so a million parked fibers fit under the
-//!   default sysctl; overflow is still caught, because the guard is armed whenever code runs
+//!   A whole chunk of parked fibers is two VMAs (the first stack of a chunk keeps a
+//!   permanent guard, which stops chunks from merging), so a million parked fibers fit
+//!   under the default sysctl; overflow is still caught, because the guard is armed whenever code runs
 //!   on the stack. The cost is two `mprotect` calls per resume. Because the guard page has
 //!   never been touched, it has no page-table entry, and the kernel needs no TLB shootdown
 //!   for either call.
@@ -59,17 +60,18 @@ pub enum GuardMode {
     /// Every stack has a permanent guard page: two kernel mappings per stack, no cost per
     /// switch. Limits a process to roughly `vm.max_map_count / 2` fibers.
     Permanent,
-    /// The guard page is armed only while the fiber runs: one mapping per chunk of stacks,
+    /// The guard page is armed only while the fiber runs: two mappings per chunk of stacks,
     /// two `mprotect` calls per resume.
     WhileRunning,
 }
 
 const PAGE: usize = 4096;
 
-/// Number of stacks per chunk. One `mmap` per 64 stacks keeps chunk creation off the
-/// spawn hot path (it happens once per 64 new stacks) while a chunk of 128 KiB stacks
-/// stays a modest 8.3 MiB of address space.
-const STACKS_PER_CHUNK: usize = 64;
+/// Number of stacks per chunk. One `mmap` per 256 stacks keeps chunk creation off the
+/// spawn hot path, and keeps a million `WhileRunning` stacks at about 8k mappings (two per
+/// chunk, see `new_chunk`), while a chunk of 128 KiB stacks is 33 MiB of address space
+/// (reserved, not committed).
+const STACKS_PER_CHUNK: usize = 256;
 
 /// One `mmap`ed region holding `STACKS_PER_CHUNK` stacks and their guard pages.
 #[derive(Debug)]
@@ -303,7 +305,13 @@ impl StackPool {
         let mut stacks = Vec::with_capacity(STACKS_PER_CHUNK);
         for i in 0..STACKS_PER_CHUNK {
             let limit = chunk.addr + i * stride;
-            if permanent {
+            // The first stack of every chunk has a permanent guard even in `WhileRunning`
+            // mode: the `PROT_NONE` page at the chunk's bottom stops the kernel from merging
+            // adjacent chunks into one huge mapping, which every guard toggle would then
+            // split and re-merge while other threads fault pages in it (measured: 1M parked
+            // fibers took 21-34 s to spawn with merged chunks).
+            let permanent_guard = permanent || i == 0;
+            if permanent_guard {
                 // SAFETY: the guard page lies inside the mapping we just created and no
                 // object lives there.
                 let rc = unsafe { libc::mprotect(limit as *mut libc::c_void, PAGE, libc::PROT_NONE) };
@@ -315,7 +323,7 @@ impl StackPool {
             stacks.push(FiberStack {
                 base: limit + stride,
                 limit,
-                armed_on_run: !permanent,
+                armed_on_run: !permanent_guard,
                 _chunk: chunk.clone(),
             });
         }
@@ -331,12 +339,12 @@ impl StackPool {
         Ok(())
     }
 
-    /// Kernel mappings our stacks use, roughly: two per permanently guarded stack, one per
-    /// chunk otherwise.
+    /// Kernel mappings our stacks use, roughly: two per permanently guarded stack, two per
+    /// `WhileRunning` chunk.
     fn mappings(&self) -> usize {
         let perm = self.permanent_stacks.load(Ordering::Relaxed);
         let total = self.total_stacks.load(Ordering::Relaxed);
-        2 * perm + (total - perm) / STACKS_PER_CHUNK
+        2 * perm + 2 * (total - perm) / STACKS_PER_CHUNK
     }
 }
 
