@@ -1,9 +1,10 @@
 //! Reductions: the preemption budget of native bodies.
 //!
-//! Native fibers are cooperative. Every runtime call that can be made in a loop (spawn,
-//! wake, and the actor layer's send and receive) spends reductions from the running task's
-//! budget; a body that has spent its budget yields at its next call. The budget is refilled
-//! each time a worker starts running a task.
+//! Native fibers are cooperative. Runtime calls that can be made in a loop spend reductions
+//! from the running task's budget — today `spawn` (one each); the actor layer adds send and
+//! receive — and a body that has spent its budget yields at its next such call. A body can
+//! spend explicitly with [`spend`]. The budget is refilled each time a worker starts running
+//! a task.
 //!
 //! 4000 reductions per slice follows the BEAM, whose `CONTEXT_REDS` has been 4000 since
 //! OTP 20.
@@ -15,7 +16,6 @@ pub const BUDGET: u32 = 4000;
 
 thread_local! {
     static LEFT: Cell<u32> = const { Cell::new(BUDGET) };
-    static SPENT: Cell<u64> = const { Cell::new(0) };
 }
 
 #[inline(never)]
@@ -42,6 +42,7 @@ pub(crate) fn reset() {
 ///     .unwrap();
 /// });
 /// ```
+#[inline(never)] // thread-local access; see the fiber invariants in `fiber.rs`
 pub fn spend(n: u32) {
     let exhausted = LEFT.with(|l| {
         let left = l.get();
@@ -53,13 +54,13 @@ pub fn spend(n: u32) {
             true
         }
     });
-    SPENT.with(|s| s.set(s.get() + u64::from(n)));
     if exhausted && crate::fiber::in_fiber() {
         crate::yield_now();
     }
 }
 
 /// Reductions left in the current slice.
+#[inline(never)]
 pub fn remaining() -> u32 {
     LEFT.get()
 }

@@ -73,7 +73,7 @@ impl Counters {
 pub struct RuntimeCounters {
     /// Tasks spawned (fibers and futures).
     pub spawned: u64,
-    /// Tasks finished (returned, panicked or cancelled).
+    /// Tasks whose body returned or panicked (cancelled ones are not counted).
     pub finished: u64,
     /// Successful steals from other workers' queues.
     pub steals: u64,

@@ -89,7 +89,18 @@ impl std::fmt::Debug for Fiber {
 
 impl Fiber {
     /// A fiber that will run `body` on `stack` when first resumed.
-    pub(crate) fn new(stack: FiberStack, body: impl FnOnce() + Send + 'static) -> Fiber {
+    pub(crate) fn new<F: FnOnce() + Send + 'static>(stack: FiberStack, body: F) -> Fiber {
+        // corosensei copies the initial closure onto the new stack and refuses ones over
+        // 1 KiB; box big closures (a rare, already expensive spawn) and copy the pointer.
+        if std::mem::size_of::<F>() > 256 {
+            let boxed: Box<dyn FnOnce() + Send> = Box::new(body);
+            Fiber::with_body(stack, boxed)
+        } else {
+            Fiber::with_body(stack, body)
+        }
+    }
+
+    fn with_body(stack: FiberStack, body: impl FnOnce() + Send + 'static) -> Fiber {
         let guard = stack.guard();
         let co = Coroutine::with_stack(stack, move |y: &FiberYielder, ()| {
             YIELDER.with(|c| c.set(y as *const FiberYielder as usize));
@@ -163,10 +174,11 @@ impl Drop for Fiber {
     }
 }
 
-/// Is the current thread running a fiber right now?
+/// Is the current thread running a fiber right now (and able to park it)? `false` while a
+/// cancelled fiber is being unwound: its destructors run as plain code on the thread.
 #[inline(never)]
 pub(crate) fn in_fiber() -> bool {
-    YIELDER.with(|c| c.get() != 0)
+    YIELDER.with(|c| c.get() != 0) && !crate::worker::cancelling()
 }
 
 /// Suspends the running fiber; returns when a worker resumes it (possibly on another
@@ -174,7 +186,10 @@ pub(crate) fn in_fiber() -> bool {
 #[inline(never)]
 pub(crate) fn suspend() -> bool {
     let addr = YIELDER.with(|c| c.get());
-    if addr == 0 {
+    if addr == 0 || crate::worker::cancelling() {
+        // Outside a fiber, or unwinding a cancelled one: suspending there would restart
+        // corosensei's forced unwind inside a destructor (an abort). Callers treat `false`
+        // as "could not park".
         return false;
     }
     debug_assert_eq!(

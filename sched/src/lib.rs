@@ -163,10 +163,16 @@ fn assert_not_in_future(what: &str) {
 ///
 /// Panics inside a future body.
 pub fn park() {
-    if !fiber::suspend() {
-        assert_not_in_future("park");
-        std::thread::park();
+    if fiber::suspend() {
+        return;
     }
+    if worker::cancelling() {
+        // A cancelled fiber's destructors are running at shutdown: it can never be woken
+        // again, so return (park may return spuriously) rather than block the shutdown.
+        return;
+    }
+    assert_not_in_future("park");
+    std::thread::park();
 }
 
 /// As [`park`], but returns after `timeout` at the latest.
@@ -212,7 +218,17 @@ pub fn yield_now() {
 ///
 /// Panics inside a future body (use [`Sleep`]).
 pub fn sleep(d: Duration) {
-    sleep_until(Instant::now() + d);
+    match Instant::now().checked_add(d) {
+        Some(deadline) => sleep_until(deadline),
+        // Beyond what `Instant` can represent: sleep for ever (until the fiber is
+        // cancelled, or the thread parked for ever).
+        None => loop {
+            park();
+            if worker::cancelling() {
+                return;
+            }
+        },
+    }
 }
 
 /// Sleeps until `deadline` (see [`sleep`]).
@@ -250,7 +266,10 @@ pub fn sleep_until(deadline: Instant) {
 #[derive(Debug)]
 pub struct Sleep {
     deadline: Instant,
-    timer: Option<(Arc<worker::SharedRef>, TimerKey)>,
+    /// The registered timer and the waker it will wake.
+    timer: Option<(Arc<worker::SharedRef>, TimerKey, Waker)>,
+    /// Polled off any runtime: a helper thread sleeps for us (started once).
+    fallback: bool,
 }
 
 impl Sleep {
@@ -264,6 +283,7 @@ impl Sleep {
         Sleep {
             deadline,
             timer: None,
+            fallback: false,
         }
     }
 
@@ -278,42 +298,51 @@ impl Future for Sleep {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if Instant::now() >= self.deadline {
-            if let Some((shared, key)) = self.timer.take() {
+            if let Some((shared, key, _)) = self.timer.take() {
                 shared.timers.cancel(key);
             }
             return Poll::Ready(());
         }
-        if let Some((shared, key)) = &self.timer
-            && shared.timers.is_pending(*key) {
-                // Re-register only if the waker changed.
-                return Poll::Pending;
+        let shared = match self.timer.take() {
+            Some((shared, key, waker)) => {
+                if waker.will_wake(cx.waker()) && shared.timers.is_pending(key) {
+                    self.timer = Some((shared, key, waker));
+                    return Poll::Pending;
+                }
+                // Moved to another task, or the timer fired early (ms rounding): register
+                // again with the current waker.
+                shared.timers.cancel(key);
+                shared
             }
-        let shared = match (&self.timer, worker::current_shared()) {
-            (Some((s, _)), _) => s.clone(),
-            (None, Some(s)) => s,
-            (None, None) => {
-                // Not on a runtime: fall back to a helper thread.
-                let w = cx.waker().clone();
-                let d = self.deadline;
-                std::thread::spawn(move || {
-                    std::thread::sleep(d.saturating_duration_since(Instant::now()));
-                    w.wake();
-                });
-                return Poll::Pending;
-            }
+            None => match worker::current_shared() {
+                Some(s) => s,
+                None => {
+                    // Not on a runtime: one helper thread sleeps and wakes us.
+                    if !self.fallback {
+                        self.fallback = true;
+                        let w = cx.waker().clone();
+                        let d = self.deadline;
+                        std::thread::spawn(move || {
+                            std::thread::sleep(d.saturating_duration_since(Instant::now()));
+                            w.wake();
+                        });
+                    }
+                    return Poll::Pending;
+                }
+            },
         };
         let (key, ms) = shared
             .timers
             .insert(self.deadline, timer::TimerAction::Wake(cx.waker().clone()));
         shared.timer_inserted(ms);
-        self.timer = Some((shared, key));
+        self.timer = Some((shared, key, cx.waker().clone()));
         Poll::Pending
     }
 }
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if let Some((shared, key)) = self.timer.take() {
+        if let Some((shared, key, _)) = self.timer.take() {
             shared.timers.cancel(key);
         }
     }

@@ -161,10 +161,10 @@ impl Reactor {
     /// Polls for I/O for at most `timeout`, waking tasks whose sources became ready.
     pub(crate) fn turn(&self, driver: &mut Driver, timeout: Option<Duration>) {
         let Driver { poll, events } = driver;
-        match poll.poll(events, timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return,
-            Err(e) => panic!("rusm-sched: reactor poll failed: {e}"),
+        // `epoll_wait` fails only with EINTR (a signal) or on a broken epoll fd; either way
+        // the worker goes on and polls again later rather than dying.
+        if poll.poll(events, timeout).is_err() {
+            return;
         }
         let sources = self.sources.lock();
         let ready: Vec<(Arc<ScheduledIo>, usize)> = events
@@ -184,7 +184,8 @@ impl Reactor {
             .collect();
         drop(sources);
         for (io, bits) in ready {
-            io.set_ready(bits);
+            // A panicking waker must not kill the worker or drop the other events.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| io.set_ready(bits)));
         }
     }
 

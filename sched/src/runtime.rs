@@ -55,8 +55,9 @@ impl Builder {
         self
     }
 
-    /// Usable bytes of each fiber stack (default 128 KiB), rounded up to whole pages. Pages
-    /// are committed on first touch, so a fiber that uses 2 KiB of stack costs one page.
+    /// Usable bytes of each fiber stack (default 128 KiB), rounded up to whole pages
+    /// (0 is invalid). Pages are committed on first touch, so a fiber that uses 2 KiB of
+    /// stack costs one page.
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = bytes;
         self
@@ -89,7 +90,7 @@ impl Builder {
     ///
     /// # Panics
     ///
-    /// Panics if `stack_size` is below 4 KiB.
+    /// Panics if `stack_size` is 0.
     pub fn build(self) -> std::io::Result<Runtime> {
         crate::fiber::overflow::install_handler();
         let (shared, locals) = Shared::new(
@@ -208,8 +209,19 @@ impl Runtime {
         }
         let me = thread::current().id();
         if threads.iter().any(|t| t.thread().id() == me) {
-            // Dropped on one of its own workers: they stop on their own; we cannot wait.
-            return false;
+            // Shut down from one of its own workers: this thread cannot join itself. A reaper
+            // thread joins every worker (this one ends its loop once the current task
+            // returns) and then cancels what is left, so no joiner hangs.
+            let handle = self.handle.clone();
+            let reaper = thread::Builder::new()
+                .name("rusm-reaper".to_owned())
+                .spawn(move || {
+                    for t in threads {
+                        let _ = t.join();
+                    }
+                    handle.shared.cancel_all();
+                });
+            return reaper.is_ok();
         }
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut all = true;
@@ -301,7 +313,8 @@ impl Handle {
     ///
     /// # Panics
     ///
-    /// Resumes the future's panic; panics if the runtime was shut down.
+    /// Resumes the future's panic; panics if the runtime was shut down, or if called inside
+    /// a future body (await there instead).
     pub fn block_on<F>(&self, fut: F) -> F::Output
     where
         F: Future + Send + 'static,

@@ -144,6 +144,8 @@ pub(crate) struct Task {
     pub(crate) id: u64,
     /// Index in the runtime's owned-task table, for removal when the task ends.
     pub(crate) owned_slot: std::sync::atomic::AtomicUsize,
+    /// The owned-task shard this task is registered in (fixed at spawn).
+    pub(crate) owned_shard: usize,
     /// Only touched by the thread that won `SCHEDULED → RUNNING` (until it moves the state
     /// on), or by `cancel` when no worker can run the task (see `cancel`).
     body: UnsafeCell<Option<Body>>,
@@ -217,11 +219,12 @@ impl Wake for Task {
 }
 
 impl Task {
-    pub(crate) fn new(id: u64, body: Body, shared: Arc<SharedRef>) -> Task {
+    pub(crate) fn new(id: u64, owned_shard: usize, body: Body, shared: Arc<SharedRef>) -> Task {
         Task {
             state: State::new_scheduled(),
             id,
             owned_slot: std::sync::atomic::AtomicUsize::new(usize::MAX),
+            owned_shard,
             body: UnsafeCell::new(Some(body)),
             shared,
         }
@@ -229,12 +232,13 @@ impl Task {
 
     /// Queues a task this thread just made `SCHEDULED`.
     fn schedule(task: Arc<Task>, how: Schedule) {
-        // Borrow the runtime through the task rather than cloning its reference: the
-        // borrow ends inside `schedule` before the task is moved anywhere that could drop it.
-        let shared: *const SharedRef = &*task.shared;
-        // SAFETY: `shared` points into `task.shared`, an `Arc` kept alive by `task`, which
-        // `schedule` keeps alive (it owns it) until it has queued it.
-        unsafe { &*shared }.schedule(task, how);
+        // On one of the task's own workers the worker context keeps the runtime alive; from
+        // anywhere else, hold our own reference while queueing (the queued task may run,
+        // finish and drop its reference before `schedule_remote` returns).
+        if let Some(task) = worker::try_schedule_local(task, how) {
+            let shared = task.shared.clone();
+            shared.schedule_remote(task);
+        }
     }
 
     /// Runs the task once: resumes its fiber or polls its future. Called by the worker
@@ -300,6 +304,7 @@ impl Task {
         // touches `body` now.
         let body = unsafe { &mut *self.body.get() }.take();
         self.state.complete();
+        let prev = CURRENT.replace(Arc::as_ptr(self));
         match body {
             Some(Body::Fiber(f)) => {
                 let prev = worker::set_cancelling(true);
@@ -316,6 +321,7 @@ impl Task {
             }
             None => {}
         }
+        CURRENT.set(prev);
     }
 }
 

@@ -125,11 +125,15 @@ impl Timers {
 
     /// Time from now until the next expiration; `None` if no timer is set.
     pub(crate) fn next_timeout(&self) -> Option<Duration> {
-        let next = self.next_deadline_ms();
-        if next == u64::MAX {
+        self.timeout_until(self.next_deadline_ms())
+    }
+
+    /// Time from now until `ms` (since start); `None` for `u64::MAX`.
+    pub(crate) fn timeout_until(&self, ms: u64) -> Option<Duration> {
+        if ms == u64::MAX {
             return None;
         }
-        let at = self.start + Duration::from_millis(next);
+        let at = self.start + Duration::from_millis(ms);
         Some(at.saturating_duration_since(Instant::now()))
     }
 
@@ -143,7 +147,8 @@ impl Timers {
         {
             let mut w = match self.wheel.try_lock() {
                 Some(w) => w,
-                // Another worker is at it.
+                // Another thread holds the wheel (firing, inserting or cancelling); the due
+                // timers fire at the next check.
                 None => return 0,
             };
             w.advance(now, |a| due.push(a));
@@ -152,7 +157,9 @@ impl Timers {
         }
         let n = due.len();
         for a in due {
-            a.run();
+            // A panicking callback or waker must not kill the worker or drop the rest of
+            // the batch; the panic hook has reported it.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.run()));
         }
         n
     }

@@ -84,7 +84,16 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
             libc::abort();
         }
     }
-    let Some(prev) = PREVIOUS.get() else { return };
+    let Some(prev) = PREVIOUS.get() else {
+        // Our handler is installed but the previous ones are not recorded yet (the window
+        // inside `install_handler`): fall back to the default action so the fault is fatal
+        // rather than repeated forever.
+        // SAFETY: resetting a signal's disposition to `SIG_DFL` is async-signal-safe.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        return;
+    };
     let prev = if sig == libc::SIGBUS {
         &prev.bus
     } else {
@@ -112,6 +121,9 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
 #[derive(Debug)]
 pub(crate) struct AltStack {
     mapping: usize,
+    /// `!Send`: the alternate stack belongs to the thread that installed it, and only that
+    /// thread may disable and free it.
+    _not_send: std::marker::PhantomData<*const ()>,
 }
 
 impl AltStack {
@@ -159,6 +171,7 @@ impl AltStack {
         }
         Some(AltStack {
             mapping: p as usize,
+            _not_send: std::marker::PhantomData,
         })
     }
 }

@@ -29,8 +29,9 @@
 //!   never been touched, it has no page-table entry, and the kernel needs no TLB shootdown
 //!   for either call.
 //!
-//! [`GuardMode::Auto`] (the default) gives new stacks `Permanent` guards until they would
-//! use a quarter of `vm.max_map_count`, and `WhileRunning` guards after that: the common case
+//! [`GuardMode::Auto`] (the default) gives new stacks `Permanent` guards until their
+//! mappings would reach a quarter of `vm.max_map_count` (an eighth of it in stacks: about
+//! 8k by default), and `WhileRunning` guards after that: the common case
 //! pays nothing per switch, and a million fibers still fit.
 //!
 //! # Invariants
@@ -53,8 +54,9 @@ use parking_lot::Mutex;
 /// How the guard page below each fiber stack is kept. See the module docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GuardMode {
-    /// A permanent `PROT_NONE` guard page for the first stacks (up to a quarter of
-    /// `vm.max_map_count`), then [`GuardMode::WhileRunning`] for the rest.
+    /// A permanent `PROT_NONE` guard page for the first stacks (using up to a quarter of
+    /// `vm.max_map_count` in mappings, about 8k stacks by default), then
+    /// [`GuardMode::WhileRunning`] for the rest.
     #[default]
     Auto,
     /// Every stack has a permanent guard page: two kernel mappings per stack, no cost per
@@ -146,14 +148,17 @@ impl Guard {
         // tripwire, so changing its protection invalidates no reference.
         let rc = unsafe { libc::mprotect(self.page as *mut libc::c_void, PAGE, prot) };
         if rc != 0 {
-            // mprotect on a page we own only fails when the kernel cannot split the VMA
-            // (ENOMEM at vm.max_map_count). Running on without a guard would be unsound,
-            // so stop here, loudly.
-            let err = io::Error::last_os_error();
-            panic!(
-                "rusm-sched: cannot toggle a fiber guard page ({err}); \
-                 the process is at vm.max_map_count (sysctl vm.max_map_count)"
-            );
+            // mprotect on a page we own only fails when the kernel cannot split the mapping
+            // (ENOMEM at vm.max_map_count). Running the fiber without its guard would be
+            // unsound and unwinding it needs its stack, so stop the process and say why, as
+            // for a stack overflow (a panic here would kill a worker thread instead).
+            let msg = b"\nrusm-sched: cannot arm a fiber stack guard page: the process is at \
+                        vm.max_map_count (raise it with `sysctl vm.max_map_count=N`). Aborting.\n";
+            // SAFETY: writing a valid buffer to stderr.
+            unsafe {
+                libc::write(2, msg.as_ptr().cast(), msg.len());
+            }
+            std::process::abort();
         }
     }
 }

@@ -78,10 +78,17 @@ fn yield_now_lets_others_run_on_one_worker() {
             }
         }
     };
-    let a = rt.handle().spawn(mk("a")).unwrap();
-    let b = rt.handle().spawn(mk("b")).unwrap();
-    a.join().unwrap();
-    b.join().unwrap();
+    let (a, b) = (mk("a"), mk("b"));
+    rt.handle()
+        .spawn(move || {
+            let a = rusm_sched::spawn(a).unwrap();
+            let b = rusm_sched::spawn(b).unwrap();
+            a.join().unwrap();
+            b.join().unwrap();
+        })
+        .unwrap()
+        .join()
+        .unwrap();
     assert_eq!(*log.lock(), ["a", "b", "a", "b", "a", "b"]);
 }
 
@@ -106,10 +113,19 @@ fn reductions_make_busy_fibers_take_turns() {
             }
         }
     };
-    let a = rt.handle().spawn(mk()).unwrap();
-    let b = rt.handle().spawn(mk()).unwrap();
-    a.join().unwrap();
-    b.join().unwrap();
+    // Spawn both from one fiber on the single worker, so both are queued before either
+    // runs, whatever the OS does to the test thread.
+    let (a, b) = (mk(), mk());
+    rt.handle()
+        .spawn(move || {
+            let a = rusm_sched::spawn(a).unwrap();
+            let b = rusm_sched::spawn(b).unwrap();
+            a.join().unwrap();
+            b.join().unwrap();
+        })
+        .unwrap()
+        .join()
+        .unwrap();
     assert_eq!(overlap.load(Ordering::SeqCst), 2);
 }
 
@@ -172,4 +188,15 @@ fn thread_locals_follow_the_worker_not_the_fiber() {
         })
         .unwrap();
     assert!(h.join().unwrap());
+}
+
+#[test]
+fn a_body_capturing_a_large_value_spawns() {
+    let rt = rt(1);
+    let big = [7u8; 8192];
+    let h = rt
+        .handle()
+        .spawn(move || big.iter().map(|&b| u64::from(b)).sum::<u64>())
+        .unwrap();
+    assert_eq!(h.join().unwrap(), 7 * 8192);
 }

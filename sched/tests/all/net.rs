@@ -80,3 +80,45 @@ fn connect_refused_is_an_error_not_a_hang() {
     });
     assert!(r.is_err());
 }
+
+#[test]
+fn io_is_served_while_every_worker_is_busy() {
+    // Both workers run a stream of short fibers that never lets them go idle; a socket
+    // read must still complete (the reactor is polled on a tick, not only when idle).
+    let rt = rt(2);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            rt.handle()
+                .spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        rusm_sched::spawn(|| ()).unwrap().join().unwrap();
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    let got = rt.block_on(async {
+        let l = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = rusm_sched::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut b = [0u8; 4];
+            s.read_exact(&mut b).unwrap();
+            b
+        })
+        .unwrap();
+        std::thread::spawn(move || {
+            let mut c = std::net::TcpStream::connect(addr).unwrap();
+            c.write_all(b"ping").unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        });
+        server.await.unwrap()
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for b in busy {
+        b.join().unwrap();
+    }
+    assert_eq!(&got, b"ping");
+}

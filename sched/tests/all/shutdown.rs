@@ -96,3 +96,57 @@ fn many_runtimes_come_and_go() {
         rt.shutdown();
     }
 }
+
+struct SleepsOnDrop;
+
+impl Drop for SleepsOnDrop {
+    fn drop(&mut self) {
+        // Blocking calls in the destructor of a cancelled fiber must neither abort nor hang.
+        rusm_sched::park();
+        rusm_sched::sleep(Duration::from_millis(1));
+        rusm_sched::yield_now();
+    }
+}
+
+#[test]
+fn cancelled_fiber_destructors_may_call_blocking_functions() {
+    let rt = rt(2);
+    let parked = Arc::new(AtomicUsize::new(0));
+    let p = parked.clone();
+    let h = rt
+        .handle()
+        .spawn(move || {
+            let _g = SleepsOnDrop;
+            p.fetch_add(1, Ordering::SeqCst);
+            loop {
+                rusm_sched::park();
+            }
+        })
+        .unwrap();
+    assert!(crate::wait_until(Duration::from_secs(5), || parked.load(Ordering::SeqCst) == 1));
+    rt.shutdown();
+    assert!(h.join().unwrap_err().is_cancelled());
+}
+
+#[test]
+fn runtime_dropped_on_its_own_worker_still_cancels_everything() {
+    let rt = Arc::new(parking_lot::Mutex::new(Some(rt(2))));
+    let handle = rt.lock().as_ref().unwrap().handle().clone();
+    let parked = handle
+        .spawn(|| loop {
+            rusm_sched::park();
+        })
+        .unwrap();
+    let r = rt.clone();
+    let dropper = handle
+        .spawn(move || {
+            drop(r.lock().take()); // the last owner, dropped inside a fiber
+        })
+        .unwrap();
+    drop(rt);
+    let _ = dropper.join();
+    // The reaper thread cancels the parked fiber: its joiner does not hang.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(parked.join().is_err()).unwrap());
+    assert!(rx.recv_timeout(Duration::from_secs(10)).unwrap());
+}

@@ -105,3 +105,16 @@ fn many_timers_with_cancellation() {
         10_000 - cancelled
     );
 }
+
+#[test]
+fn a_panicking_timer_callback_does_not_kill_the_worker_or_its_batch() {
+    let rt = rt(1);
+    let (tx, rx) = std::sync::mpsc::channel();
+    rt.handle()
+        .call_after(Duration::from_millis(5), || panic!("callback boom"));
+    rt.handle()
+        .call_after(Duration::from_millis(5), move || tx.send(()).unwrap());
+    rx.recv_timeout(Duration::from_secs(5))
+        .expect("the timer after the panicking one never fired");
+    assert_eq!(rt.handle().spawn(|| 3).unwrap().join().unwrap(), 3);
+}
