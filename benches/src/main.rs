@@ -1,1 +1,436 @@
-fn main() {}
+//! `rusm-bench`: RUSM scenarios, each measured against a baseline in the same run.
+//!
+//! ```text
+//! rusm-bench run <scenario> <seconds> [--json] [--workers N] [--count N]
+//! rusm-bench list
+//! ```
+//!
+//! # Reading the output
+//!
+//! Every scenario runs the RUSM side first and then its baseline (Tokio), back to back, each
+//! for `<seconds>`, on the same number of worker threads (`--workers`, default: one per CPU).
+//! One row per side:
+//!
+//! - `rate/s`: completed operations per second of wall time (spawn-storm: children spawned
+//!   and joined; fiber-pingpong: round trips A -> B -> A).
+//! - `p50` / `p99`: latency quantiles of sampled operations. spawn-storm samples the time
+//!   spent inside the `spawn` call itself (every 64th spawn), not the time to completion,
+//!   which would mostly measure queueing behind the 1024 children in flight. fiber-pingpong
+//!   samples every 16th round trip; its `mean` column is wall time / round trips.
+//! - `ratio`: how RUSM compares, on the `ratio_meaning` printed below the table (and in the
+//!   JSON): RUSM rate / baseline rate for throughput scenarios, baseline mean RTT / RUSM
+//!   mean RTT for fiber-pingpong. Above 1.00x, RUSM is ahead.
+//!
+//! `idle-fibers` measures memory instead: RSS and page-table bytes per parked task (target
+//! for RUSM: 4,608 B), the process's kernel mappings, and the time to spawn, park and tear
+//! down `--count N` tasks (default 100,000); `<seconds>` is how long they are held idle
+//! before the second reading. Its ratio is RUSM bytes / Tokio bytes: *lower* is better for
+//! RUSM (a stackful fiber owns at least one stack page, a Tokio task does not). With
+//! `--count 1000000` it also says whether a million fibers fit. Each side runs in a child
+//! process of its own, so one side's freed memory cannot flatter the other's reading.
+//!
+//! # Noise
+//!
+//! The machine is shared and noisy, and absolute numbers move from run to run. Compare the
+//! ratios from one run (both sides saw the same machine state, seconds apart), and quote
+//! the median of three runs. `--json` prints one JSON object for scripts.
+
+#![forbid(unsafe_code)]
+
+mod idle;
+mod pingpong;
+mod spawn_storm;
+
+use std::process::exit;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// Scenario names and one-line descriptions, for `list` and argument checking.
+const SCENARIOS: &[(&str, &str)] = &[
+    (
+        "spawn-storm",
+        "one spawner per worker spawns and joins empty children, 1024 in flight (vs tokio::spawn)",
+    ),
+    (
+        "fiber-pingpong",
+        "two fibers pass a token with park/wake; round-trip time (vs two Tokio tasks over mpsc)",
+    ),
+    (
+        "idle-fibers",
+        "RSS, page tables and mappings per parked fiber; --count N (default 100000) (vs Tokio tasks)",
+    ),
+];
+
+const USAGE: &str = "usage: rusm-bench run <scenario> <seconds> [--json] [--workers N] [--count N]
+       rusm-bench list
+scenarios: spawn-storm, fiber-pingpong, idle-fibers (seconds may be fractional, e.g. 0.5)";
+
+/// Parsed `run` arguments.
+#[derive(Debug, Clone)]
+pub struct Opts {
+    pub scenario: String,
+    pub seconds: f64,
+    pub json: bool,
+    pub workers: usize,
+    /// idle-fibers: tasks per side.
+    pub count: usize,
+}
+
+impl Opts {
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs_f64(self.seconds)
+    }
+}
+
+/// Latency quantiles from samples in nanoseconds.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    sorted: Vec<u64>,
+}
+
+impl Stats {
+    pub fn new(mut samples: Vec<u64>) -> Stats {
+        samples.sort_unstable();
+        Stats { sorted: samples }
+    }
+
+    /// Number of samples.
+    pub fn samples(&self) -> usize {
+        self.sorted.len()
+    }
+
+    /// The nearest-rank `q` quantile (`q` in 0..=1), `None` without samples.
+    pub fn quantile(&self, q: f64) -> Option<u64> {
+        let n = self.sorted.len();
+        if n == 0 {
+            return None;
+        }
+        let rank = (q * n as f64).ceil() as usize;
+        Some(self.sorted[rank.saturating_sub(1).min(n - 1)])
+    }
+}
+
+/// Counts operations, times every `every`th, and checks the deadline only on those (to
+/// keep `Instant::now` off most iterations).
+#[derive(Debug)]
+pub struct Sampler {
+    every: u64,
+    deadline: Instant,
+    ops: u64,
+    samples: Vec<u64>,
+}
+
+impl Sampler {
+    pub fn new(every: u64, deadline: Instant) -> Sampler {
+        Sampler {
+            every,
+            deadline,
+            ops: 0,
+            samples: Vec::new(),
+        }
+    }
+
+    /// Before an operation: its start time if it is sampled.
+    pub fn start(&self) -> Option<Instant> {
+        self.ops.is_multiple_of(self.every).then(Instant::now)
+    }
+
+    /// After it: counts it; `true` once the deadline has passed.
+    pub fn done(&mut self, t0: Option<Instant>) -> bool {
+        self.ops += 1;
+        let Some(t0) = t0 else { return false };
+        let t1 = Instant::now();
+        self.samples.push(nanos(t1 - t0));
+        t1 >= self.deadline
+    }
+
+    pub fn ops(&self) -> u64 {
+        self.ops
+    }
+
+    pub fn into_samples(self) -> Vec<u64> {
+        self.samples
+    }
+}
+
+/// One side of a throughput or latency scenario.
+#[derive(Debug)]
+pub struct Side {
+    pub name: &'static str,
+    pub ops: u64,
+    pub elapsed: Duration,
+    pub lat: Stats,
+}
+
+impl Side {
+    pub fn rate(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Wall time per operation.
+    pub fn mean_ns(&self) -> f64 {
+        if self.ops == 0 {
+            return f64::NAN;
+        }
+        self.elapsed.as_nanos() as f64 / self.ops as f64
+    }
+}
+
+/// What spawn-storm and fiber-pingpong hand back for printing.
+#[derive(Debug)]
+pub struct Report {
+    pub rusm: Side,
+    pub baseline: Side,
+    /// Latency scenario: ratio = baseline mean / rusm mean, and a `mean` column is shown.
+    pub latency: bool,
+    /// Lines printed under the table.
+    pub notes: Vec<String>,
+    /// Extra fields of the JSON object.
+    pub extra: serde_json::Map<String, Value>,
+}
+
+impl Report {
+    pub fn ratio(&self) -> f64 {
+        if self.latency {
+            self.baseline.mean_ns() / self.rusm.mean_ns()
+        } else {
+            self.rusm.rate() / self.baseline.rate()
+        }
+    }
+
+    pub fn ratio_meaning(&self) -> &'static str {
+        if self.latency {
+            "baseline mean round trip / rusm mean round trip (higher is better for rusm)"
+        } else {
+            "rusm rate / baseline rate (higher is better for rusm)"
+        }
+    }
+}
+
+/// Nanoseconds of `d`, saturating.
+pub fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// `1234567` -> `1,234,567`.
+pub fn fmt_int(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A nanosecond latency in a readable unit.
+pub fn fmt_ns(ns: Option<f64>) -> String {
+    match ns {
+        Some(ns) if ns.is_finite() => {
+            if ns < 1_000.0 {
+                format!("{ns:.0} ns")
+            } else if ns < 1_000_000.0 {
+                format!("{:.1} us", ns / 1e3)
+            } else if ns < 1e9 {
+                format!("{:.2} ms", ns / 1e6)
+            } else {
+                format!("{:.2} s", ns / 1e9)
+            }
+        }
+        _ => "-".to_owned(),
+    }
+}
+
+pub fn fmt_secs(s: f64) -> String {
+    if s.fract() == 0.0 {
+        format!("{s:.1}")
+    } else {
+        format!("{s}")
+    }
+}
+
+pub fn fmt_ratio(r: f64) -> String {
+    if r.is_finite() {
+        format!("{r:.2}x")
+    } else {
+        "-".to_owned()
+    }
+}
+
+/// The first line of every table.
+pub fn header(opts: &Opts, what: &str) -> String {
+    format!(
+        "scenario: {}  ({} workers, {what}, machine: {}, {} cpus)",
+        opts.scenario,
+        opts.workers,
+        hostname(),
+        cpus()
+    )
+}
+
+/// Prints a throughput/latency report as a table or one JSON object.
+pub fn print_report(opts: &Opts, r: &Report) {
+    let ratio = r.ratio();
+    if opts.json {
+        let side = |s: &Side| {
+            json!({
+                "name": s.name,
+                "ops": s.ops,
+                "elapsed_s": s.elapsed.as_secs_f64(),
+                "rate_per_s": s.rate(),
+                "p50_ns": s.lat.quantile(0.50),
+                "p99_ns": s.lat.quantile(0.99),
+                "mean_ns": s.mean_ns(),
+                "samples": s.lat.samples(),
+            })
+        };
+        let mut obj = json!({
+            "scenario": opts.scenario,
+            "workers": opts.workers,
+            "seconds": opts.seconds,
+            "machine": hostname(),
+            "cpus": cpus(),
+            "rusm": side(&r.rusm),
+            "baseline": side(&r.baseline),
+            "ratio": ratio,
+            "ratio_meaning": r.ratio_meaning(),
+        });
+        if let Value::Object(m) = &mut obj {
+            m.extend(r.extra.clone());
+        }
+        println!("{obj}");
+        return;
+    }
+    println!(
+        "{}",
+        header(opts, &format!("{} s each", fmt_secs(opts.seconds)))
+    );
+    let mean_col = if r.latency {
+        format!("{:>11}", "mean")
+    } else {
+        String::new()
+    };
+    println!(
+        "{:<16}{:>13}{:>11}{:>11}{mean_col}{:>10}",
+        "", "rate/s", "p50", "p99", "ratio"
+    );
+    for (s, ratio) in [(&r.rusm, ratio), (&r.baseline, 1.0)] {
+        let mean_col = if r.latency {
+            format!("{:>11}", fmt_ns(Some(s.mean_ns())))
+        } else {
+            String::new()
+        };
+        println!(
+            "{:<16}{:>13}{:>11}{:>11}{mean_col}{:>10}",
+            s.name,
+            fmt_int(s.rate().round() as u64),
+            fmt_ns(s.lat.quantile(0.50).map(|v| v as f64)),
+            fmt_ns(s.lat.quantile(0.99).map(|v| v as f64)),
+            fmt_ratio(ratio),
+        );
+    }
+    println!("ratio = {}", r.ratio_meaning());
+    for n in &r.notes {
+        println!("{n}");
+    }
+}
+
+/// Parses a positive count, `1000000` or `1_000_000`.
+fn parse_count(s: &str) -> Option<usize> {
+    s.replace('_', "").parse().ok().filter(|&n| n > 0)
+}
+
+fn parse_run(args: &[String]) -> Result<Opts, String> {
+    let mut positional = Vec::new();
+    let mut json = false;
+    let mut workers = cpus();
+    let mut count = 100_000;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--json" => json = true,
+            "--workers" => {
+                let v = it.next().ok_or("--workers needs a value")?;
+                workers = parse_count(v).ok_or_else(|| format!("bad --workers value {v:?}"))?;
+            }
+            "--count" => {
+                let v = it.next().ok_or("--count needs a value")?;
+                count = parse_count(v).ok_or_else(|| format!("bad --count value {v:?}"))?;
+            }
+            s if s.starts_with("--") => return Err(format!("unknown option {s}")),
+            _ => positional.push(a.clone()),
+        }
+    }
+    let [scenario, seconds] = positional.as_slice() else {
+        return Err("expected <scenario> <seconds>".to_owned());
+    };
+    if !SCENARIOS.iter().any(|(n, _)| n == scenario) {
+        return Err(format!("unknown scenario {scenario:?}"));
+    }
+    let seconds: f64 = seconds
+        .parse()
+        .ok()
+        .filter(|s: &f64| (0.0..1e6).contains(s))
+        .ok_or_else(|| format!("bad seconds {seconds:?}"))?;
+    if seconds == 0.0 && scenario != "idle-fibers" {
+        return Err("seconds must be above 0".to_owned());
+    }
+    Ok(Opts {
+        scenario: scenario.clone(),
+        seconds,
+        json,
+        workers,
+        count,
+    })
+}
+
+fn usage_exit(msg: &str) -> ! {
+    if !msg.is_empty() {
+        eprintln!("rusm-bench: {msg}");
+    }
+    eprintln!("{USAGE}");
+    exit(2)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("list") => {
+            for (name, what) in SCENARIOS {
+                println!("{name:<16} {what}");
+            }
+        }
+        Some("run") => {
+            let opts = parse_run(&args[1..]).unwrap_or_else(|e| usage_exit(&e));
+            let result = match opts.scenario.as_str() {
+                "spawn-storm" => spawn_storm::run(&opts).map(|r| print_report(&opts, &r)),
+                "fiber-pingpong" => pingpong::run(&opts).map(|r| print_report(&opts, &r)),
+                "idle-fibers" => idle::run(&opts),
+                other => usage_exit(&format!("unknown scenario {other:?}")),
+            };
+            if let Err(e) = result {
+                eprintln!("rusm-bench: {}: {e}", opts.scenario);
+                exit(1);
+            }
+        }
+        // Internal: one side of idle-fibers, in its own process (see idle.rs).
+        Some(idle::CHILD_COMMAND) => idle::child_main(&args[1..]),
+        Some("-h" | "--help" | "help") => println!("{USAGE}"),
+        _ => usage_exit(""),
+    }
+}

@@ -9,6 +9,18 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
+/// Adds to a counter of a slot. A worker's own slot has one writer (that worker), so a
+/// relaxed load and store suffice and avoid a locked instruction on the hot path; the
+/// outside slot has many writers and uses a real `fetch_add`.
+#[inline]
+pub(crate) fn bump(c: &AtomicU64, n: u64, single_writer: bool) {
+    if single_writer {
+        c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    } else {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
     pub(crate) spawned: AtomicU64,

@@ -118,9 +118,11 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    Handle::try_current()
-        .ok_or(SpawnError::NoRuntime)?
-        .spawn(f)
+    // Spawn through this worker's own runtime reference (no refcount traffic), then spend
+    // the reduction, which may yield, once that borrow is over.
+    let h = worker::with_current_runtime(|rt| rt.spawn_fiber(rt, f)).ok_or(SpawnError::NoRuntime)?;
+    coop::spend(1);
+    h
 }
 
 /// Spawns a future on the current runtime (see [`Handle::spawn_future`]).

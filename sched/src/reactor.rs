@@ -129,6 +129,9 @@ pub(crate) struct Reactor {
     waker: mio::Waker,
     sources: Mutex<Vec<Option<Arc<ScheduledIo>>>>,
     free: Mutex<Vec<usize>>,
+    /// Registered sources; lets busy workers skip the periodic non-blocking poll when there
+    /// is no I/O at all. Written under `sources`' lock.
+    registered: AtomicUsize,
     /// The deadline (ms since start) the driver sleeps toward; `u64::MAX` when nobody
     /// polls. Written by the driver-lock holder; read by timer inserters.
     pub(crate) driver_deadline: AtomicU64,
@@ -148,8 +151,14 @@ impl Reactor {
             waker,
             sources: Mutex::new(Vec::new()),
             free: Mutex::new(Vec::new()),
+            registered: AtomicUsize::new(0),
             driver_deadline: AtomicU64::new(u64::MAX),
         })
+    }
+
+    /// Are any I/O sources registered?
+    pub(crate) fn has_sources(&self) -> bool {
+        self.registered.load(Ordering::Relaxed) != 0
     }
 
     /// Interrupts the driver's poll.
@@ -197,6 +206,7 @@ impl Reactor {
         let io = Arc::new(ScheduledIo::default());
         let index = {
             let mut sources = self.sources.lock();
+            self.registered.fetch_add(1, Ordering::Relaxed);
             match self.free.lock().pop() {
                 Some(i) => {
                     sources[i] = Some(io.clone());
@@ -228,6 +238,7 @@ impl Reactor {
     fn release(&self, index: usize) {
         let mut sources = self.sources.lock();
         sources[index] = None;
+        self.registered.fetch_sub(1, Ordering::Relaxed);
         self.free.lock().push(index);
     }
 }

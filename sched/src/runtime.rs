@@ -292,7 +292,9 @@ impl Handle {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.shared.spawn_fiber(&self.shared, f)
+        let h = self.shared.spawn_fiber(&self.shared, f);
+        crate::coop::spend(1);
+        h
     }
 
     /// Spawns a future, polled by the workers with a waker that reschedules it.

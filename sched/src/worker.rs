@@ -153,6 +153,18 @@ fn with_worker<R>(f: impl FnOnce(Option<&WorkerCtx>) -> R) -> R {
     WORKER.with_borrow(|w| f(w.as_deref()))
 }
 
+/// Runs `f` with the runtime of this worker thread and this worker's own counted reference
+/// to it, without touching any atomic reference count. `f` must not park (the `Rc` of the
+/// worker context it runs under is thread-bound).
+#[inline(never)]
+pub(crate) fn with_current_runtime<R>(f: impl FnOnce(&Arc<SharedRef>) -> R) -> Option<R> {
+    let ctx = {
+        let _b = TlsBorrow::new();
+        WORKER.with_borrow(|w| w.clone())
+    }?;
+    Some(f(&ctx.shared))
+}
+
 /// Queues `task` on this thread's worker if it is one of the task's runtime; hands it back
 /// otherwise.
 #[inline(never)]
@@ -325,10 +337,7 @@ impl Shared {
             task.cancel();
             return Err(SpawnError::Shutdown);
         }
-        self.counters
-            .slot(worker)
-            .spawned
-            .fetch_add(1, Ordering::Relaxed);
+        crate::counters::bump(&self.counters.slot(worker).spawned, 1, worker.is_some());
         if worker.is_some() {
             if let Some(task) = try_schedule_local(task, Schedule::Spawn) {
                 self.schedule_remote(task);
@@ -358,7 +367,6 @@ impl Shared {
             }
         };
         let stack = stack.map_err(SpawnError::Stack)?;
-        coop::spend(1);
         let state = JoinState::new();
         let fiber = Fiber::new(stack, fiber_body(f, Completer::new(state.clone())));
         self.launch(proxy, id, worker, Body::Fiber(fiber))?;
@@ -391,10 +399,8 @@ impl Shared {
     /// Bookkeeping for a task whose body ended.
     pub(crate) fn task_finished(&self, task: &Arc<Task>) {
         self.owned.remove(task);
-        self.counters
-            .slot(worker_index(self))
-            .finished
-            .fetch_add(1, Ordering::Relaxed);
+        let worker = worker_index(self);
+        crate::counters::bump(&self.counters.slot(worker).finished, 1, worker.is_some());
     }
 
     /// Step 1 of shutdown. Returns `false` if it had already begun.
@@ -525,7 +531,7 @@ impl WorkerCtx {
             if let Some(t) =
                 steal_loop(|| self.shared.stealers[victim].steal_batch_and_pop(&self.local))
             {
-                self.counters().steals.fetch_add(1, Ordering::Relaxed);
+                crate::counters::bump(&self.counters().steals, 1, true);
                 return Some(t);
             }
         }
@@ -540,7 +546,7 @@ impl WorkerCtx {
         if self.searching.replace(false) && self.shared.idle.transition_from_searching() {
             self.shared.notify_parked();
         }
-        self.counters().polls.fetch_add(1, Ordering::Relaxed);
+        crate::counters::bump(&self.counters().polls, 1, true);
         coop::reset();
         task.run();
     }
@@ -559,7 +565,7 @@ impl WorkerCtx {
             self.searching.set(!self_woke);
             return;
         }
-        self.counters().parks.fetch_add(1, Ordering::Relaxed);
+        crate::counters::bump(&self.counters().parks, 1, true);
         let t0 = Instant::now();
         if let Some(mut driver) = shared.reactor.driver.try_lock() {
             // Publish the deadline we will sleep toward, then read the timers again: a
@@ -585,9 +591,7 @@ impl WorkerCtx {
         } else {
             self.parker.park_condvar(shared.timers.next_timeout());
         }
-        self.counters()
-            .parked_ns
-            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        crate::counters::bump(&self.counters().parked_ns, t0.elapsed().as_nanos() as u64, true);
         let self_woke = shared.idle.unpark_self(self.index);
         self.searching.set(!self_woke);
         shared.timers.fire_due();
@@ -641,6 +645,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: Local<Arc<Tas
             shared.timers.fire_due();
         }
         if tick.is_multiple_of(EVENT_INTERVAL)
+            && shared.reactor.has_sources()
             && let Some(mut driver) = shared.reactor.driver.try_lock()
         {
             shared

@@ -1,0 +1,58 @@
+//! rusm-bench smoke tests: every scenario runs briefly and prints a well-formed report
+//! with a real measurement on both sides. (Numbers are not asserted: the machine is noisy;
+//! see the README on reading benchmarks.)
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_rusm-bench"))
+        .args(args)
+        .output()
+        .expect("run rusm-bench");
+    assert!(
+        out.status.success(),
+        "rusm-bench {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+    })
+}
+
+fn assert_sides_measured(v: &serde_json::Value) {
+    for side in ["rusm", "baseline"] {
+        let ops = v[side]["ops"].as_u64().unwrap_or(0);
+        assert!(ops > 0, "{side} did no work: {v}");
+    }
+    assert!(v["ratio"].as_f64().is_some_and(|r| r > 0.0), "{v}");
+}
+
+#[test]
+fn spawn_storm_reports_both_sides() {
+    let v = run(&["run", "spawn-storm", "0.2", "--json", "--workers", "2"]);
+    assert_eq!(v["scenario"], "spawn-storm");
+    assert_sides_measured(&v);
+}
+
+#[test]
+fn fiber_pingpong_reports_both_sides() {
+    let v = run(&["run", "fiber-pingpong", "0.2", "--json", "--workers", "2"]);
+    assert_sides_measured(&v);
+}
+
+#[test]
+fn idle_fibers_reports_bytes_per_fiber() {
+    let v = run(&["run", "idle-fibers", "0.1", "--json", "--count", "2000"]);
+    assert_eq!(v["scenario"], "idle-fibers");
+    assert!(v.to_string().contains("rusm"), "{v}");
+}
+
+#[test]
+fn unknown_scenario_is_a_usage_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_rusm-bench"))
+        .args(["run", "no-such-thing", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage"));
+}
