@@ -18,7 +18,9 @@ thread_local! {
     static LEFT: Cell<u32> = const { Cell::new(BUDGET) };
 }
 
-#[inline(never)]
+/// Called by the worker loop on the worker's own stack (never inside a fiber), so it may
+/// be inlined.
+#[inline]
 pub(crate) fn reset() {
     LEFT.set(BUDGET);
 }
