@@ -90,7 +90,7 @@ pub use counters::{RuntimeCounters, WorkerCounters};
 pub use fiber::GuardMode;
 pub use fiber::StackError;
 pub use runtime::{Builder, Handle, Runtime};
-pub use task::{JoinError, JoinHandle, panic_message};
+pub use task::{JoinError, JoinHandle, TaskData, panic_message};
 pub use timer::TimerKey;
 
 /// Why a spawn failed.
@@ -120,7 +120,8 @@ where
 {
     // Spawn through this worker's own runtime reference (no refcount traffic), then spend
     // the reduction, which may yield, once that borrow is over.
-    let h = worker::with_current_runtime(|rt| rt.spawn_fiber(rt, f)).ok_or(SpawnError::NoRuntime)?;
+    let h = worker::with_current_runtime(|rt| rt.spawn_fiber(rt, None, f))
+        .ok_or(SpawnError::NoRuntime)?;
     coop::spend(1);
     h
 }
@@ -138,6 +139,19 @@ where
     Handle::try_current()
         .ok_or(SpawnError::NoRuntime)?
         .spawn_future(fut)
+}
+
+/// The data attached to the running task at spawn ([`Handle::spawn_with_data`]), if it is
+/// a `D`. Works in fiber and future bodies, on whatever thread they run now.
+pub fn task_data<D: std::any::Any + Send + Sync>() -> Option<Arc<D>> {
+    let data = task::with_current_task(|t| t.data.clone())??;
+    data.downcast::<D>().ok()
+}
+
+/// Is this thread unwinding a task that the runtime cancelled at shutdown? Destructors and
+/// exit handlers use it to skip work that needs a live runtime.
+pub fn is_cancelling() -> bool {
+    worker::cancelling()
 }
 
 /// Is the calling code running on a fiber?

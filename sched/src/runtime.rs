@@ -292,9 +292,62 @@ impl Handle {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let h = self.shared.spawn_fiber(&self.shared, f);
+        let h = self.shared.spawn_fiber(&self.shared, None, f);
         crate::coop::spend(1);
         h
+    }
+
+    /// As [`Handle::spawn`], with `data` attached to the task: the body (and anything it
+    /// calls) reaches it with [`task_data`](crate::task_data). The layer above keeps its
+    /// per-process state this way, since a fiber may resume on any thread.
+    ///
+    /// # Errors
+    ///
+    /// As [`Handle::spawn`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// let rt = rusm_sched::Runtime::new().unwrap();
+    /// let h = rt
+    ///     .handle()
+    ///     .spawn_with_data(Arc::new(String::from("proc-7")), || {
+    ///         rusm_sched::task_data::<String>().unwrap().len()
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(h.join().unwrap(), 6);
+    /// ```
+    pub fn spawn_with_data<F, T>(
+        &self,
+        data: crate::TaskData,
+        f: F,
+    ) -> Result<JoinHandle<T>, SpawnError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let h = self.shared.spawn_fiber(&self.shared, Some(data), f);
+        crate::coop::spend(1);
+        h
+    }
+
+    /// As [`Handle::spawn_future`], with `data` attached (see [`Handle::spawn_with_data`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Handle::spawn_future`].
+    pub fn spawn_future_with_data<F>(
+        &self,
+        data: crate::TaskData,
+        fut: F,
+    ) -> Result<JoinHandle<F::Output>, SpawnError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.shared.spawn_future(&self.shared, Some(data), fut)
     }
 
     /// Spawns a future, polled by the workers with a waker that reschedules it.
@@ -307,7 +360,7 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.shared.spawn_future(&self.shared, fut)
+        self.shared.spawn_future(&self.shared, None, fut)
     }
 
     /// Runs a future on the runtime and waits for its output (parking the fiber when

@@ -130,6 +130,9 @@ impl State {
     }
 }
 
+/// Data attached to a task at spawn.
+pub type TaskData = Arc<dyn Any + Send + Sync>;
+
 /// A process body the scheduler runs without knowing what it is.
 pub(crate) enum Body {
     /// A native body on its own stack.
@@ -146,6 +149,9 @@ pub(crate) struct Task {
     pub(crate) owned_slot: std::sync::atomic::AtomicUsize,
     /// The owned-task shard this task is registered in (fixed at spawn).
     pub(crate) owned_shard: usize,
+    /// Data attached at spawn, reachable from the body ([`crate::task_data`]); the layer
+    /// above keeps its per-process state here.
+    pub(crate) data: Option<TaskData>,
     /// Only touched by the thread that won `SCHEDULED → RUNNING` (until it moves the state
     /// on), or by `cancel` when no worker can run the task (see `cancel`).
     body: UnsafeCell<Option<Body>>,
@@ -219,12 +225,19 @@ impl Wake for Task {
 }
 
 impl Task {
-    pub(crate) fn new(id: u64, owned_shard: usize, body: Body, shared: Arc<SharedRef>) -> Task {
+    pub(crate) fn new(
+        id: u64,
+        owned_shard: usize,
+        data: Option<TaskData>,
+        body: Body,
+        shared: Arc<SharedRef>,
+    ) -> Task {
         Task {
             state: State::new_scheduled(),
             id,
             owned_slot: std::sync::atomic::AtomicUsize::new(usize::MAX),
             owned_shard,
+            data,
             body: UnsafeCell::new(Some(body)),
             shared,
         }

@@ -45,7 +45,7 @@ use crate::fiber::{Fiber, FiberStack, GuardMode, StackPool, TlsBorrow};
 use crate::idle::Idle;
 use crate::park::{Parker, Unparker};
 use crate::reactor::Reactor;
-use crate::task::{Body, Completer, FutureBody, JoinHandle, JoinState, Task, fiber_body};
+use crate::task::{Body, Completer, FutureBody, JoinHandle, JoinState, Task, TaskData, fiber_body};
 use crate::timer::Timers;
 use crate::{SpawnError, coop};
 
@@ -330,9 +330,11 @@ impl Shared {
         proxy: Arc<SharedRef>,
         id: u64,
         worker: Option<usize>,
+        data: Option<TaskData>,
         body: Body,
     ) -> Result<(), SpawnError> {
-        let task = Arc::new(Task::new(id, self.owned.shard_for(worker, id), body, proxy));
+        let shard = self.owned.shard_for(worker, id);
+        let task = Arc::new(Task::new(id, shard, data, body, proxy));
         if !self.owned.insert(&task) {
             task.cancel();
             return Err(SpawnError::Shutdown);
@@ -349,7 +351,12 @@ impl Shared {
     }
 
     /// Spawns a fiber; `handle` is the caller's reference, used when not on a worker.
-    pub(crate) fn spawn_fiber<F, T>(&self, handle: &Arc<SharedRef>, f: F) -> Result<JoinHandle<T>, SpawnError>
+    pub(crate) fn spawn_fiber<F, T>(
+        &self,
+        handle: &Arc<SharedRef>,
+        data: Option<TaskData>,
+        f: F,
+    ) -> Result<JoinHandle<T>, SpawnError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
@@ -369,7 +376,7 @@ impl Shared {
         let stack = stack.map_err(SpawnError::Stack)?;
         let state = JoinState::new();
         let fiber = Fiber::new(stack, fiber_body(f, Completer::new(state.clone())));
-        self.launch(proxy, id, worker, Body::Fiber(fiber))?;
+        self.launch(proxy, id, worker, data, Body::Fiber(fiber))?;
         Ok(JoinHandle::new(state, id))
     }
 
@@ -377,6 +384,7 @@ impl Shared {
     pub(crate) fn spawn_future<F>(
         &self,
         handle: &Arc<SharedRef>,
+        data: Option<TaskData>,
         fut: F,
     ) -> Result<JoinHandle<F::Output>, SpawnError>
     where
@@ -392,7 +400,7 @@ impl Shared {
         };
         let state = JoinState::new();
         let body = FutureBody::new(fut, Completer::new(state.clone()));
-        self.launch(proxy, id, worker, Body::Future(Box::pin(body)))?;
+        self.launch(proxy, id, worker, data, Body::Future(Box::pin(body)))?;
         Ok(JoinHandle::new(state, id))
     }
 

@@ -1,0 +1,747 @@
+//! rusm-otp: Erlang's process semantics on rusm-sched — pids, mailboxes, links, monitors,
+//! exit signals and a registry — with no Wasm and no Tokio in it.
+//!
+//! Every process is a rusm-sched fiber. Inside one, the functions of this crate act on the
+//! calling process ([`self_pid`], [`receive`], [`link`], …), as Erlang's BIFs do.
+//!
+//! ```
+//! use rusm_otp::{Message, Node, Received};
+//!
+//! let node = Node::new().unwrap();
+//! let echo = node
+//!     .spawn(|| loop {
+//!         if let Received::Message(m) = rusm_otp::receive() {
+//!             let (from, text): (rusm_otp::Pid, String) = m.downcast().unwrap();
+//!             rusm_otp::send(from, Message::value(text.to_uppercase()));
+//!         }
+//!     })
+//!     .unwrap();
+//! let reply = node.run(move || {
+//!     rusm_otp::send(echo, Message::value((rusm_otp::self_pid(), String::from("hi"))));
+//!     match rusm_otp::receive() {
+//!         Received::Message(m) => m.downcast::<String>().unwrap(),
+//!         other => panic!("{other:?}"),
+//!     }
+//! });
+//! assert_eq!(reply.unwrap(), "HI");
+//! ```
+//!
+//! Status: this is the first part of the actor layer (processes, messages, links,
+//! monitors, exit signals, registry). Supervisors, the gen-server, streams, process groups
+//! and timers-to-messages follow.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations)]
+#![doc(test(attr(deny(warnings))))]
+
+mod exit;
+mod pid;
+mod process;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use exit::{ExitReason, Message, Received};
+pub use pid::{MonitorRef, Pid};
+use process::{ExitUnwind, NodeInner, Process, State, deliver_exit};
+
+/// Why a spawn failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// The scheduler refused (shut down, or no stack could be mapped).
+    #[error(transparent)]
+    Sched(#[from] rusm_sched::SpawnError),
+    /// Called outside a process; spawn through a [`Node`].
+    #[error("not inside a rusm process; spawn through a Node")]
+    NotInProcess,
+}
+
+/// Why a name could not be registered.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RegisterError {
+    /// Another process has the name.
+    #[error("the name is already registered")]
+    NameTaken,
+    /// The process already has a name (one name per process, as in Erlang).
+    #[error("the process already has a registered name")]
+    AlreadyRegistered,
+    /// The process is not alive.
+    #[error("no such process")]
+    NoProc,
+}
+
+/// Options for [`spawn_opt`] and [`Node::spawn_opt`] (Erlang's `spawn_opt`).
+#[derive(Debug, Clone, Default)]
+pub struct SpawnOpts {
+    /// Link the new process to the caller, atomically with the spawn.
+    pub link: bool,
+    /// Monitor the new process from the caller, atomically with the spawn.
+    pub monitor: bool,
+    /// Start with `trap_exit` set.
+    pub trap_exit: bool,
+    /// A label shown by [`info`].
+    pub label: Option<String>,
+}
+
+/// What [`spawn_opt`] returns.
+#[derive(Debug, Clone, Copy)]
+pub struct Spawned {
+    /// The new process.
+    pub pid: Pid,
+    /// The monitor, if [`SpawnOpts::monitor`] was set.
+    pub monitor: Option<MonitorRef>,
+}
+
+/// A snapshot of one process ([`info`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ProcessInfo {
+    /// The process.
+    pub pid: Pid,
+    /// Its label, if set.
+    pub label: Option<String>,
+    /// Its registered name, if any.
+    pub name: Option<String>,
+    /// Linked processes.
+    pub links: Vec<Pid>,
+    /// Processes it monitors.
+    pub monitors: Vec<Pid>,
+    /// Processes monitoring it.
+    pub monitored_by: Vec<Pid>,
+    /// Does it trap exits?
+    pub trap_exit: bool,
+    /// Items waiting in its mailbox.
+    pub mailbox_len: usize,
+    /// Messages it has received.
+    pub reductions: u64,
+    /// Body kind (`"native"`; the Wasm host adds its own).
+    pub kind: &'static str,
+}
+
+/// A node: a scheduler plus a process table and registry.
+///
+/// Dropping it (or [`Node::shutdown`]) stops every process.
+#[derive(Debug)]
+pub struct Node {
+    inner: Arc<NodeInner>,
+    rt: Option<rusm_sched::Runtime>,
+}
+
+impl Node {
+    /// A node on a new runtime with one worker per core.
+    ///
+    /// # Errors
+    ///
+    /// The runtime could not start (see [`rusm_sched::Builder::build`]).
+    pub fn new() -> std::io::Result<Node> {
+        Ok(Node::with_runtime(rusm_sched::Runtime::new()?))
+    }
+
+    /// A node on the given runtime (which it owns from now on).
+    pub fn with_runtime(rt: rusm_sched::Runtime) -> Node {
+        Node {
+            inner: NodeInner::new(rt.handle().clone()),
+            rt: Some(rt),
+        }
+    }
+
+    /// Spawns a process.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::Sched`] if the scheduler refuses.
+    pub fn spawn(&self, f: impl FnOnce() + Send + 'static) -> Result<Pid, SpawnError> {
+        spawn_in(&self.inner, None, SpawnOpts::default(), f).map(|s| s.pid)
+    }
+
+    /// Spawns a process with options (`link`/`monitor` need a calling process and are
+    /// ignored here).
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::Sched`] if the scheduler refuses.
+    pub fn spawn_opt(
+        &self,
+        opts: SpawnOpts,
+        f: impl FnOnce() + Send + 'static,
+    ) -> Result<Pid, SpawnError> {
+        spawn_in(&self.inner, None, opts, f).map(|s| s.pid)
+    }
+
+    /// Runs `f` as a process and waits for its result (blocking this thread). Useful at
+    /// the edge between plain threads and processes.
+    ///
+    /// # Errors
+    ///
+    /// The process exit reason if it did not return normally.
+    pub fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ExitReason> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let pid = self
+            .spawn(move || {
+                let _ = tx.send(f());
+            })
+            .map_err(|e| ExitReason::Crashed(e.to_string()))?;
+        match rx.recv() {
+            Ok(v) => Ok(v),
+            Err(_) => Err(self.wait_exit(pid).unwrap_or(ExitReason::NoProc)),
+        }
+    }
+
+    /// Waits until `pid` exits and returns its exit reason: `Some(NoProc)` if it was
+    /// already dead when called (as a monitor would report), `None` if `timeout` passes.
+    pub fn await_exit(&self, pid: Pid, timeout: Duration) -> Option<ExitReason> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let watcher = self.spawn(move || {
+            let r = monitor(pid);
+            loop {
+                if let Received::Down { monitor, reason, .. } = receive()
+                    && monitor == r {
+                        let _ = tx.send(reason);
+                        return;
+                    }
+            }
+        });
+        let out = rx.recv_timeout(timeout).ok();
+        if out.is_none()
+            && let Ok(w) = watcher {
+                self.exit(w, ExitReason::Kill);
+            }
+        out
+    }
+
+    fn wait_exit(&self, pid: Pid) -> Option<ExitReason> {
+        self.await_exit(pid, Duration::from_secs(3600))
+    }
+
+    /// Sends a message (a no-op if `to` is dead).
+    pub fn send(&self, to: Pid, msg: impl Into<Message>) {
+        self.inner.send(to, msg.into());
+    }
+
+    /// Sends an exit signal from outside any process (as if from `to` itself for
+    /// `normal`, which therefore ends it).
+    pub fn exit(&self, to: Pid, reason: ExitReason) {
+        if let Some(p) = self.inner.get(to) {
+            deliver_exit(&p, to, reason, false);
+        }
+    }
+
+    /// The pid registered under `name`.
+    pub fn whereis(&self, name: &str) -> Option<Pid> {
+        self.inner.whereis(name)
+    }
+
+    /// Is `pid` alive?
+    pub fn is_alive(&self, pid: Pid) -> bool {
+        self.inner.get(pid).is_some()
+    }
+
+    /// Every live process.
+    pub fn processes(&self) -> Vec<Pid> {
+        self.inner.pids()
+    }
+
+    /// A snapshot of a process.
+    pub fn info(&self, pid: Pid) -> Option<ProcessInfo> {
+        info_in(&self.inner, pid)
+    }
+
+    /// The scheduler handle.
+    pub fn handle(&self) -> &rusm_sched::Handle {
+        &self.inner.handle
+    }
+
+    /// Stops every process: each gets exit signal `shutdown` (untrappable here, as when the
+    /// node goes down); then the scheduler shuts down, unwinding any process still parked.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        for pid in self.inner.pids() {
+            if let Some(p) = self.inner.get(pid) {
+                let w = {
+                    let mut st = p.state.lock();
+                    st.pending_exit = Some(ExitReason::Shutdown);
+                    st.waker.take()
+                };
+                if let Some(w) = w {
+                    w.wake();
+                }
+            }
+        }
+        let end = Instant::now() + Duration::from_secs(5);
+        while !self.inner.pids().is_empty() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if self.rt.is_some() {
+            self.stop();
+        }
+    }
+}
+
+/// The calling process; `None` outside a process.
+fn current() -> Option<Arc<Process>> {
+    rusm_sched::task_data::<Process>()
+}
+
+fn me() -> Arc<Process> {
+    current().expect("called outside a rusm process")
+}
+
+fn spawn_in(
+    node: &Arc<NodeInner>,
+    parent: Option<&Arc<Process>>,
+    opts: SpawnOpts,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<Spawned, SpawnError> {
+    let init = State {
+        trap_exit: opts.trap_exit,
+        label: opts.label,
+        ..State::default()
+    };
+    let p = node.insert("native", init);
+    let mut monitor_ref = None;
+    if let Some(parent) = parent {
+        let mut ps = parent.state.lock();
+        let mut cs = p.state.lock();
+        if opts.link {
+            ps.links.insert(p.pid);
+            cs.links.insert(parent.pid);
+        }
+        if opts.monitor {
+            let r = node.new_ref();
+            ps.monitoring.insert(r, p.pid);
+            cs.monitored_by.insert(r, parent.pid);
+            monitor_ref = Some(r);
+        }
+    }
+    let proc2 = p.clone();
+    let body = move || {
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            proc2.check_exit();
+            f();
+        }));
+        let reason = match r {
+            Ok(()) => ExitReason::Normal,
+            Err(payload) => match payload.downcast::<ExitUnwind>() {
+                Ok(e) => e.0,
+                Err(_) if rusm_sched::is_cancelling() => ExitReason::Shutdown,
+                Err(payload) => ExitReason::Crashed(rusm_sched::panic_message(&*payload)),
+            },
+        };
+        proc2.exit(reason);
+    };
+    match node.handle.spawn_with_data(p.clone(), body) {
+        Ok(_detached) => Ok(Spawned {
+            pid: p.pid,
+            monitor: monitor_ref,
+        }),
+        Err(e) => {
+            // Undo quietly: the caller gets the error, not a signal.
+            if let Some(parent) = parent {
+                let mut ps = parent.state.lock();
+                ps.links.remove(&p.pid);
+                if let Some(r) = monitor_ref {
+                    ps.monitoring.remove(&r);
+                }
+            }
+            {
+                let mut cs = p.state.lock();
+                cs.links.clear();
+                cs.monitored_by.clear();
+            }
+            p.exit(ExitReason::NoProc);
+            Err(SpawnError::Sched(e))
+        }
+    }
+}
+
+fn info_in(node: &NodeInner, pid: Pid) -> Option<ProcessInfo> {
+    let p = node.get(pid)?;
+    let st = p.state.lock();
+    Some(ProcessInfo {
+        pid,
+        label: st.label.clone(),
+        name: st.name.clone(),
+        links: st.links.iter().copied().collect(),
+        monitors: st.monitoring.values().copied().collect(),
+        monitored_by: st.monitored_by.values().copied().collect(),
+        trap_exit: st.trap_exit,
+        mailbox_len: st.mailbox.len(),
+        reductions: st.reductions,
+        kind: p.kind,
+    })
+}
+
+/// The calling process's pid.
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn self_pid() -> Pid {
+    me().pid
+}
+
+/// The calling process's pid, or `None` outside a process.
+pub fn try_self_pid() -> Option<Pid> {
+    current().map(|p| p.pid)
+}
+
+/// Spawns a process from inside one.
+///
+/// # Errors
+///
+/// [`SpawnError::NotInProcess`] outside a process; else as the scheduler.
+pub fn spawn(f: impl FnOnce() + Send + 'static) -> Result<Pid, SpawnError> {
+    spawn_opt(SpawnOpts::default(), f).map(|s| s.pid)
+}
+
+/// Spawns a process linked to the caller (atomically: the link exists before it runs).
+///
+/// # Errors
+///
+/// As [`spawn`].
+pub fn spawn_link(f: impl FnOnce() + Send + 'static) -> Result<Pid, SpawnError> {
+    let opts = SpawnOpts {
+        link: true,
+        ..SpawnOpts::default()
+    };
+    spawn_opt(opts, f).map(|s| s.pid)
+}
+
+/// Spawns a process monitored by the caller.
+///
+/// # Errors
+///
+/// As [`spawn`].
+pub fn spawn_monitor(f: impl FnOnce() + Send + 'static) -> Result<(Pid, MonitorRef), SpawnError> {
+    let opts = SpawnOpts {
+        monitor: true,
+        ..SpawnOpts::default()
+    };
+    spawn_opt(opts, f).map(|s| (s.pid, s.monitor.expect("monitor requested")))
+}
+
+/// Spawns with options.
+///
+/// # Errors
+///
+/// As [`spawn`].
+pub fn spawn_opt(opts: SpawnOpts, f: impl FnOnce() + Send + 'static) -> Result<Spawned, SpawnError> {
+    let parent = current().ok_or(SpawnError::NotInProcess)?;
+    parent.check_exit();
+    let node = parent.node.clone();
+    spawn_in(&node, Some(&parent), opts, f)
+}
+
+/// Sends a message; a no-op if `to` is dead (Erlang).
+///
+/// # Panics
+///
+/// Outside a process (use [`Node::send`]).
+pub fn send(to: Pid, msg: impl Into<Message>) {
+    let p = me();
+    p.check_exit();
+    p.node.send(to, msg.into());
+    rusm_sched::coop::spend(1);
+}
+
+/// Sends to a registered name. Returns `false` if no process has the name.
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn send_named(name: &str, msg: impl Into<Message>) -> bool {
+    let p = me();
+    match p.node.whereis(name) {
+        Some(pid) => {
+            send(pid, msg);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Waits for the next mailbox item (signals turned into messages included).
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn receive() -> Received {
+    receive_match(|_| true, None)
+}
+
+/// As [`receive`], returning [`Received::Timeout`] after `timeout`.
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn receive_timeout(timeout: Duration) -> Received {
+    receive_match(|_| true, Some(timeout))
+}
+
+/// Selective receive: the first mailbox item `accept` takes, in arrival order; items it
+/// skips stay in the mailbox in their order (Erlang's save queue). `None` waits for ever.
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn receive_match(mut accept: impl FnMut(&Received) -> bool, timeout: Option<Duration>) -> Received {
+    let p = me();
+    let deadline = timeout.map(|t| Instant::now() + t);
+    // Items before `scanned` were offered to `accept` already and refused.
+    let mut scanned = 0;
+    loop {
+        p.check_exit();
+        {
+            let mut st = p.state.lock();
+            if let Some(i) = st.mailbox.iter().skip(scanned).position(&mut accept) {
+                let item = st.mailbox.remove(scanned + i).expect("index in range");
+                st.reductions += 1;
+                drop(st);
+                rusm_sched::coop::spend(1);
+                return item;
+            }
+            scanned = st.mailbox.len();
+            st.waker = rusm_sched::current_waker();
+        }
+        match deadline {
+            None => rusm_sched::park(),
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    p.state.lock().waker = None;
+                    return Received::Timeout;
+                }
+                rusm_sched::park_timeout(d - now);
+            }
+        }
+    }
+}
+
+/// Exits now if an exit signal has marked this process (a scheduling point for bodies that
+/// compute for long without receiving or sending).
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn check() {
+    me().check_exit();
+    rusm_sched::coop::spend(1);
+}
+
+/// Links the caller to `pid`. Linking to a dead process delivers `noproc` to the caller as
+/// an exit signal (a message if it traps exits, else it exits), as Erlang's `link/1`.
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn link(pid: Pid) {
+    let p = me();
+    if pid == p.pid {
+        return;
+    }
+    match p.node.get(pid) {
+        Some(other) => {
+            let alive = {
+                let mut os = other.state.lock();
+                if os.alive {
+                    os.links.insert(p.pid);
+                }
+                os.alive
+            };
+            if alive {
+                p.state.lock().links.insert(pid);
+                return;
+            }
+            deliver_exit(&p, pid, ExitReason::NoProc, false);
+        }
+        None => deliver_exit(&p, pid, ExitReason::NoProc, false),
+    }
+    p.check_exit();
+}
+
+/// Removes a link (both ends). No signal is sent.
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn unlink(pid: Pid) {
+    let p = me();
+    p.state.lock().links.remove(&pid);
+    if let Some(other) = p.node.get(pid) {
+        other.state.lock().links.remove(&p.pid);
+    }
+}
+
+/// Monitors `pid`: one [`Received::Down`] arrives when it ends, or at once with `noproc`
+/// if it is already dead.
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn monitor(pid: Pid) -> MonitorRef {
+    let p = me();
+    let r = p.node.new_ref();
+    if let Some(target) = p.node.get(pid) {
+        let mut ts = target.state.lock();
+        if ts.alive {
+            ts.monitored_by.insert(r, p.pid);
+            drop(ts);
+            p.state.lock().monitoring.insert(r, pid);
+            return r;
+        }
+    }
+    p.push(Received::Down {
+        monitor: r,
+        pid,
+        reason: ExitReason::NoProc,
+    });
+    r
+}
+
+/// Removes a monitor; with `flush`, also drops its `Down` if one already arrived.
+/// Returns `true` if the monitor was still active.
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn demonitor(monitor: MonitorRef, flush: bool) -> bool {
+    let p = me();
+    let target = p.state.lock().monitoring.remove(&monitor);
+    if let Some(t) = target.and_then(|t| p.node.get(t)) {
+        t.state.lock().monitored_by.remove(&monitor);
+    }
+    if flush {
+        p.state
+            .lock()
+            .mailbox
+            .retain(|r| !matches!(r, Received::Down { monitor: m, .. } if *m == monitor));
+    }
+    target.is_some()
+}
+
+/// Sets whether exit signals become [`Received::Exit`] messages; returns the old value.
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn trap_exit(on: bool) -> bool {
+    std::mem::replace(&mut me().state.lock().trap_exit, on)
+}
+
+/// Sends an exit signal to `pid` (Erlang's `exit/2`): `kill` kills even a trapping
+/// process (it ends `killed`); `normal` is ignored unless `pid` is the caller; other reasons
+/// end a non-trapping process and reach a trapping one as a message.
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn exit(pid: Pid, reason: ExitReason) {
+    let p = me();
+    if let Some(target) = p.node.get(pid) {
+        deliver_exit(&target, p.pid, reason, false);
+    }
+    p.check_exit();
+}
+
+/// Ends the calling process now with `reason` (Erlang's `exit/1`): its links and monitors
+/// see `reason` (`kill` is seen as `killed`).
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn exit_with(reason: ExitReason) -> ! {
+    let _ = me();
+    std::panic::resume_unwind(Box::new(ExitUnwind(reason)))
+}
+
+/// `exit(pid, kill)`.
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn kill(pid: Pid) {
+    exit(pid, ExitReason::Kill);
+}
+
+/// Registers `name` for `pid`.
+///
+/// # Errors
+///
+/// The name is taken, the process already has one, or it is dead.
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn register(name: &str, pid: Pid) -> Result<(), RegisterError> {
+    me().node.register(name, pid)
+}
+
+/// Removes a registered name. `false` if it was not registered.
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn unregister(name: &str) -> bool {
+    me().node.unregister(name)
+}
+
+/// The pid registered under `name`.
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn whereis(name: &str) -> Option<Pid> {
+    me().node.whereis(name)
+}
+
+/// Is `pid` alive?
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn is_alive(pid: Pid) -> bool {
+    me().node.get(pid).is_some()
+}
+
+/// Every live process.
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn processes() -> Vec<Pid> {
+    me().node.pids()
+}
+
+/// A snapshot of a process.
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn info(pid: Pid) -> Option<ProcessInfo> {
+    info_in(&me().node, pid)
+}
+
+/// Sets the calling process's label.
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn set_label(label: impl Into<String>) {
+    me().state.lock().label = Some(label.into());
+}

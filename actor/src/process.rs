@@ -1,0 +1,331 @@
+//! Processes: the table, per-process state, exit propagation and the mailbox.
+//!
+//! # Lifecycle
+//!
+//! ```text
+//!  spawn: slot in the table (pid) -> links/monitor set up -> fiber spawned with the
+//!         process as its task data
+//!  run:   the body; receive parks the fiber; exit signals that kill are noted and the
+//!         process unwinds at its next runtime call (receive, send, check)
+//!  exit:  reason = normal | panic -> crashed | killed | exit signal's reason
+//!         1. mark dead (sends to it are now dropped), take links, monitors, names
+//!         2. release its registered names          (before any signal goes out)
+//!         3. free its table slot
+//!         4. exit signal to every linked process, Down to every monitor
+//! ```
+//!
+//! # Signals
+//!
+//! An exit signal is resolved when it is delivered, under the receiver's lock, by the
+//! table in [`deliver_exit`]: a trapping process gets `Received::Exit` in its mailbox (in
+//! arrival order with its messages); otherwise a `kill`, or an abnormal reason, marks the
+//! process to exit and wakes it. Native bodies are cooperative: a marked process exits at
+//! its next runtime call (`receive`, `send`, [`check`](crate::check)) or when it returns.
+//!
+//! # Invariants
+//!
+//! * A live process is in the table under its pid; a dead one is not, and `alive` is false.
+//! * Links are symmetric while both ends live; each end removes the other when it exits or
+//!   unlinks.
+//! * A registered name maps to a live process; it is released before that process's exit
+//!   signals and Down messages go out.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Waker;
+
+use parking_lot::Mutex;
+
+use crate::{ExitReason, Message, MonitorRef, Pid, Received};
+
+/// Unwinds a process's fiber to its root with an exit reason (never a user-visible panic:
+/// `resume_unwind` skips the panic hook).
+pub(crate) struct ExitUnwind(pub(crate) ExitReason);
+
+/// Mutable state of one process, under one lock.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) alive: bool,
+    pub(crate) mailbox: VecDeque<Received>,
+    pub(crate) waker: Option<Waker>,
+    /// Set by an exit signal that kills this process; acted on at its next runtime call.
+    pub(crate) pending_exit: Option<ExitReason>,
+    pub(crate) links: HashSet<Pid>,
+    /// Monitors this process holds: ref -> monitored pid.
+    pub(crate) monitoring: HashMap<MonitorRef, Pid>,
+    /// Monitors on this process: ref -> monitoring pid.
+    pub(crate) monitored_by: HashMap<MonitorRef, Pid>,
+    pub(crate) trap_exit: bool,
+    pub(crate) name: Option<String>,
+    pub(crate) label: Option<String>,
+    pub(crate) reductions: u64,
+}
+
+/// One process.
+#[derive(Debug)]
+pub(crate) struct Process {
+    pub(crate) pid: Pid,
+    pub(crate) node: Arc<NodeInner>,
+    pub(crate) state: Mutex<State>,
+    pub(crate) kind: &'static str,
+}
+
+/// A shard of the process table.
+#[derive(Debug, Default)]
+struct Shard {
+    slots: Vec<(u32, Option<Arc<Process>>)>,
+    free: Vec<u32>,
+}
+
+/// Shards in the process table. A pid's shard is `index % SHARDS`; 16 keeps two cores'
+/// spawns and exits from meeting on one lock most of the time.
+const SHARDS: u32 = 16;
+
+/// What every process of a node shares: the table, the registry, counters.
+#[derive(Debug)]
+pub(crate) struct NodeInner {
+    shards: Box<[Mutex<Shard>]>,
+    registry: Mutex<HashMap<String, Pid>>,
+    next_ref: AtomicU64,
+    pub(crate) handle: rusm_sched::Handle,
+}
+
+impl NodeInner {
+    pub(crate) fn new(handle: rusm_sched::Handle) -> Arc<NodeInner> {
+        Arc::new(NodeInner {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            registry: Mutex::new(HashMap::new()),
+            next_ref: AtomicU64::new(1),
+            handle,
+        })
+    }
+
+    fn shard(&self, index: u32) -> &Mutex<Shard> {
+        &self.shards[(index % SHARDS) as usize]
+    }
+
+    /// Allocates a pid and registers a new (alive) process under it.
+    pub(crate) fn insert(self: &Arc<Self>, kind: &'static str, init: State) -> Arc<Process> {
+        // Spread new processes over the shards by a rotating counter.
+        let shard_no = (self.next_ref.fetch_add(1, Ordering::Relaxed) % u64::from(SHARDS)) as u32;
+        let mut shard = self.shards[shard_no as usize].lock();
+        let (local, generation) = match shard.free.pop() {
+            Some(i) => (i, shard.slots[i as usize].0),
+            None => {
+                shard.slots.push((0, None));
+                (shard.slots.len() as u32 - 1, 0)
+            }
+        };
+        let pid = Pid {
+            index: local * SHARDS + shard_no,
+            generation,
+        };
+        let p = Arc::new(Process {
+            pid,
+            node: self.clone(),
+            state: Mutex::new(State { alive: true, ..init }),
+            kind,
+        });
+        shard.slots[local as usize].1 = Some(p.clone());
+        p
+    }
+
+    /// The live process with this pid.
+    pub(crate) fn get(&self, pid: Pid) -> Option<Arc<Process>> {
+        let shard = self.shard(pid.index).lock();
+        match shard.slots.get((pid.index / SHARDS) as usize) {
+            Some((generation, Some(p))) if *generation == pid.generation => Some(p.clone()),
+            _ => None,
+        }
+    }
+
+    fn remove(&self, pid: Pid) {
+        let mut shard = self.shard(pid.index).lock();
+        let local = pid.index / SHARDS;
+        if let Some(slot) = shard.slots.get_mut(local as usize)
+            && slot.0 == pid.generation && slot.1.is_some() {
+                slot.1 = None;
+                slot.0 = slot.0.wrapping_add(1);
+                shard.free.push(local);
+            }
+    }
+
+    /// Every live pid.
+    pub(crate) fn pids(&self) -> Vec<Pid> {
+        let mut out = Vec::new();
+        for s in self.shards.iter() {
+            let s = s.lock();
+            out.extend(s.slots.iter().filter_map(|(_, p)| p.as_ref().map(|p| p.pid)));
+        }
+        out.sort();
+        out
+    }
+
+    pub(crate) fn new_ref(&self) -> MonitorRef {
+        MonitorRef(self.next_ref.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Registers `name` for `pid`. Erlang's rules: the name must be free, the process
+    /// alive and not already registered.
+    pub(crate) fn register(&self, name: &str, pid: Pid) -> Result<(), crate::RegisterError> {
+        let p = self.get(pid).ok_or(crate::RegisterError::NoProc)?;
+        let mut reg = self.registry.lock();
+        if reg.contains_key(name) {
+            return Err(crate::RegisterError::NameTaken);
+        }
+        let mut st = p.state.lock();
+        if !st.alive {
+            return Err(crate::RegisterError::NoProc);
+        }
+        if st.name.is_some() {
+            return Err(crate::RegisterError::AlreadyRegistered);
+        }
+        st.name = Some(name.to_owned());
+        reg.insert(name.to_owned(), pid);
+        Ok(())
+    }
+
+    pub(crate) fn unregister(&self, name: &str) -> bool {
+        let Some(pid) = self.registry.lock().remove(name) else {
+            return false;
+        };
+        if let Some(p) = self.get(pid) {
+            p.state.lock().name = None;
+        }
+        true
+    }
+
+    pub(crate) fn whereis(&self, name: &str) -> Option<Pid> {
+        self.registry.lock().get(name).copied()
+    }
+
+    /// Delivers a message; a dead or unknown pid drops it (Erlang's send never fails).
+    pub(crate) fn send(&self, to: Pid, msg: Message) {
+        if let Some(p) = self.get(to) {
+            p.push(Received::Message(msg));
+        }
+    }
+}
+
+impl Process {
+    /// Appends to the mailbox and wakes the process. Dropped if it is dead.
+    pub(crate) fn push(&self, item: Received) {
+        let w = {
+            let mut st = self.state.lock();
+            if !st.alive {
+                return;
+            }
+            st.mailbox.push_back(item);
+            st.waker.take()
+        };
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    /// Ends the process: the exit protocol of the module docs. Idempotent.
+    pub(crate) fn exit(&self, reason: ExitReason) {
+        let (links, monitored_by, monitoring, name) = {
+            let mut st = self.state.lock();
+            if !st.alive {
+                return;
+            }
+            st.alive = false;
+            st.mailbox.clear();
+            st.waker = None;
+            (
+                std::mem::take(&mut st.links),
+                std::mem::take(&mut st.monitored_by),
+                std::mem::take(&mut st.monitoring),
+                st.name.take(),
+            )
+        };
+        let node = &self.node;
+        // 2. Names first, so a process told of our death can register the name again.
+        if let Some(name) = name {
+            let mut reg = node.registry.lock();
+            if reg.get(&name) == Some(&self.pid) {
+                reg.remove(&name);
+            }
+        }
+        // 3. Free the slot: from here the pid is dead to everyone.
+        node.remove(self.pid);
+        // Monitors we held: the targets need not tell us any more.
+        for (r, target) in monitoring {
+            if let Some(t) = node.get(target) {
+                t.state.lock().monitored_by.remove(&r);
+            }
+        }
+        // 4. Signals.
+        let out = if reason == ExitReason::Kill {
+            ExitReason::Killed
+        } else {
+            reason
+        };
+        for l in links {
+            if let Some(lp) = node.get(l) {
+                deliver_exit(&lp, self.pid, out.clone(), true);
+            }
+        }
+        for (monitor, watcher) in monitored_by {
+            if let Some(w) = node.get(watcher) {
+                // A watcher that demonitored meanwhile gets nothing.
+                let active = w.state.lock().monitoring.remove(&monitor).is_some();
+                if active {
+                    w.push(Received::Down {
+                        monitor,
+                        pid: self.pid,
+                        reason: out.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// If an exit signal has marked this process, unwind it now (called by the process
+    /// itself at its runtime calls).
+    pub(crate) fn check_exit(&self) {
+        let pending = self.state.lock().pending_exit.take();
+        if let Some(reason) = pending {
+            std::panic::resume_unwind(Box::new(ExitUnwind(reason)));
+        }
+    }
+}
+
+/// Delivers an exit signal from `from` with `reason` to `to` (Erlang's table):
+///
+/// | reason           | `to` traps exits          | `to` does not trap            |
+/// |------------------|---------------------------|-------------------------------|
+/// | `kill`           | exits `killed`            | exits `killed`                |
+/// | `normal`         | `Exit` message            | ignored (unless `from == to`) |
+/// | anything else    | `Exit` message            | exits with that reason        |
+///
+/// `link` tells whether the signal comes over a link (then `from` leaves `to`'s links).
+pub(crate) fn deliver_exit(to: &Process, from: Pid, reason: ExitReason, link: bool) {
+    let w = {
+        let mut st = to.state.lock();
+        if !st.alive {
+            return;
+        }
+        if link {
+            st.links.remove(&from);
+        }
+        if reason == ExitReason::Kill {
+            st.pending_exit = Some(ExitReason::Killed);
+        } else if st.trap_exit {
+            st.mailbox.push_back(Received::Exit { from, reason });
+        } else if reason.is_normal() {
+            if from != to.pid {
+                return;
+            }
+            st.pending_exit = Some(ExitReason::Normal);
+        } else {
+            st.pending_exit = Some(reason);
+        }
+        st.waker.take()
+    };
+    if let Some(w) = w {
+        w.wake();
+    }
+}

@@ -1,0 +1,18 @@
+use std::process::Command;
+
+#[test]
+fn rusm_otp_depends_on_neither_tokio_nor_wasmtime() {
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["tree", "--offline", "--manifest-path", manifest, "-p", "rusm-otp", "-e", "normal,build", "--prefix", "none", "--target", "all"])
+        .output()
+        .expect("run cargo tree");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tree = String::from_utf8(out.stdout).unwrap();
+    let crates: Vec<&str> = tree.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    assert!(crates.contains(&"rusm-sched"), "unexpected tree:\n{tree}");
+    for bad in ["tokio", "wasmtime", "wasmtime-wasi"] {
+        assert!(!crates.contains(&bad), "rusm-otp depends on {bad}:\n{tree}");
+    }
+}

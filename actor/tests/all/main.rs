@@ -1,0 +1,24 @@
+//! rusm-otp integration tests: Erlang's documented semantics as the spec.
+
+mod exits;
+mod invariants;
+mod mailbox;
+mod registry;
+
+use std::time::Duration;
+
+use rusm_otp::{Node, Received};
+
+pub fn node() -> Node {
+    Node::with_runtime(rusm_sched::Runtime::builder().workers(2).build().unwrap())
+}
+
+pub const T: Duration = Duration::from_secs(10);
+
+/// Receives the next item or fails the test after `T`.
+pub fn recv() -> Received {
+    match rusm_otp::receive_timeout(T) {
+        Received::Timeout => panic!("nothing received within {T:?}"),
+        r => r,
+    }
+}
