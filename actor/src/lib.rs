@@ -38,8 +38,11 @@ mod exit;
 mod pid;
 mod process;
 
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 pub use exit::{ExitReason, Message, Received};
@@ -168,6 +171,23 @@ impl Node {
         f: impl FnOnce() + Send + 'static,
     ) -> Result<Pid, SpawnError> {
         spawn_in(&self.inner, None, opts, f).map(|s| s.pid)
+    }
+
+    /// Spawns a process whose body is a future (how the Wasm host runs guests): it ends
+    /// with the reason the future returns. The body receives with [`poll_receive`]; an exit
+    /// signal that kills it takes effect at its next poll, and the future is dropped.
+    /// `kind` is what [`info`] reports.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::Sched`] if the scheduler refuses.
+    pub fn spawn_future(
+        &self,
+        kind: &'static str,
+        opts: SpawnOpts,
+        fut: impl Future<Output = ExitReason> + Send + 'static,
+    ) -> Result<Pid, SpawnError> {
+        spawn_future_in(&self.inner, None, kind, opts, fut).map(|s| s.pid)
     }
 
     /// Runs `f` as a process and waits for its result (blocking this thread). Useful at
@@ -302,18 +322,19 @@ fn me() -> Arc<Process> {
     current().expect("called outside a rusm process")
 }
 
-fn spawn_in(
+/// Allocates the process and sets up the atomic link/monitor with the parent.
+fn prepare(
     node: &Arc<NodeInner>,
     parent: Option<&Arc<Process>>,
+    kind: &'static str,
     opts: SpawnOpts,
-    f: impl FnOnce() + Send + 'static,
-) -> Result<Spawned, SpawnError> {
+) -> (Arc<Process>, Spawned) {
     let init = State {
         trap_exit: opts.trap_exit,
         label: opts.label,
         ..State::default()
     };
-    let p = node.insert("native", init);
+    let p = node.insert(kind, init);
     let mut monitor_ref = None;
     if let Some(parent) = parent {
         let mut ps = parent.state.lock();
@@ -329,6 +350,44 @@ fn spawn_in(
             monitor_ref = Some(r);
         }
     }
+    let spawned = Spawned {
+        pid: p.pid,
+        monitor: monitor_ref,
+    };
+    (p, spawned)
+}
+
+/// The scheduler refused: remove the process quietly (the caller gets the error, not a
+/// signal).
+fn undo(
+    p: &Arc<Process>,
+    parent: Option<&Arc<Process>>,
+    spawned: Spawned,
+    e: rusm_sched::SpawnError,
+) -> SpawnError {
+    if let Some(parent) = parent {
+        let mut ps = parent.state.lock();
+        ps.links.remove(&p.pid);
+        if let Some(r) = spawned.monitor {
+            ps.monitoring.remove(&r);
+        }
+    }
+    {
+        let mut cs = p.state.lock();
+        cs.links.clear();
+        cs.monitored_by.clear();
+    }
+    p.exit(ExitReason::NoProc);
+    SpawnError::Sched(e)
+}
+
+fn spawn_in(
+    node: &Arc<NodeInner>,
+    parent: Option<&Arc<Process>>,
+    opts: SpawnOpts,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<Spawned, SpawnError> {
+    let (p, spawned) = prepare(node, parent, "native", opts);
     let proc2 = p.clone();
     let body = move || {
         let r = catch_unwind(AssertUnwindSafe(|| {
@@ -346,28 +405,119 @@ fn spawn_in(
         proc2.exit(reason);
     };
     match node.handle.spawn_with_data(p.clone(), body) {
-        Ok(_detached) => Ok(Spawned {
-            pid: p.pid,
-            monitor: monitor_ref,
-        }),
-        Err(e) => {
-            // Undo quietly: the caller gets the error, not a signal.
-            if let Some(parent) = parent {
-                let mut ps = parent.state.lock();
-                ps.links.remove(&p.pid);
-                if let Some(r) = monitor_ref {
-                    ps.monitoring.remove(&r);
-                }
+        Ok(_detached) => Ok(spawned),
+        Err(e) => Err(undo(&p, parent, spawned, e)),
+    }
+}
+
+/// Wraps a future body: exits the process when the future ends, or earlier when an exit
+/// signal marks it (checked before every poll).
+struct FutureProcess<F> {
+    fut: Pin<Box<F>>,
+    proc_: Arc<Process>,
+}
+
+impl<F: Future<Output = ExitReason>> Future for FutureProcess<F> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let pending = self.proc_.state.lock().pending_exit.take();
+        if let Some(reason) = pending {
+            self.proc_.exit(reason);
+            return Poll::Ready(());
+        }
+        match catch_unwind(AssertUnwindSafe(|| self.fut.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(reason)) => {
+                self.proc_.exit(reason);
+                Poll::Ready(())
             }
-            {
-                let mut cs = p.state.lock();
-                cs.links.clear();
-                cs.monitored_by.clear();
+            Err(payload) => {
+                let reason = match payload.downcast::<ExitUnwind>() {
+                    Ok(e) => e.0,
+                    Err(p) => ExitReason::Crashed(rusm_sched::panic_message(&*p)),
+                };
+                self.proc_.exit(reason);
+                Poll::Ready(())
             }
-            p.exit(ExitReason::NoProc);
-            Err(SpawnError::Sched(e))
         }
     }
+}
+
+impl<F> Drop for FutureProcess<F> {
+    fn drop(&mut self) {
+        // Dropped without finishing: the runtime cancelled it at shutdown.
+        self.proc_.exit(ExitReason::Shutdown);
+    }
+}
+
+fn spawn_future_in(
+    node: &Arc<NodeInner>,
+    parent: Option<&Arc<Process>>,
+    kind: &'static str,
+    opts: SpawnOpts,
+    fut: impl Future<Output = ExitReason> + Send + 'static,
+) -> Result<Spawned, SpawnError> {
+    let (p, spawned) = prepare(node, parent, kind, opts);
+    let body = FutureProcess {
+        fut: Box::pin(fut),
+        proc_: p.clone(),
+    };
+    match node.handle.spawn_future_with_data(p.clone(), body) {
+        Ok(_detached) => Ok(spawned),
+        Err(e) => Err(undo(&p, parent, spawned, e)),
+    }
+}
+
+/// Takes the next mailbox item (exit signals that kill are acted on first), or registers
+/// the task's waker and returns `Pending`: the receive of future bodies.
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn poll_receive(cx: &mut Context<'_>) -> Poll<Received> {
+    let p = me();
+    let mut st = p.state.lock();
+    if let Some(reason) = st.pending_exit.take() {
+        drop(st);
+        std::panic::resume_unwind(Box::new(ExitUnwind(reason)));
+    }
+    match st.mailbox.pop_front() {
+        Some(item) => {
+            st.reductions += 1;
+            Poll::Ready(item)
+        }
+        None => {
+            st.waker = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}
+
+/// A timer from [`send_after`].
+#[derive(Debug, Clone, Copy)]
+pub struct TimerRef(rusm_sched::TimerKey);
+
+/// Sends `msg` to `to` after `delay` (Erlang's `erlang:send_after/3`); dropped if `to` is
+/// dead by then.
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn send_after(delay: Duration, to: Pid, msg: impl Into<Message>) -> TimerRef {
+    let node = me().node.clone();
+    let msg = msg.into();
+    let n2 = node.clone();
+    TimerRef(node.handle.call_after(delay, move || n2.send(to, msg)))
+}
+
+/// Cancels a [`send_after`]; `true` if it had not fired.
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn cancel_timer(t: TimerRef) -> bool {
+    me().node.handle.cancel_timer(t.0)
 }
 
 fn info_in(node: &NodeInner, pid: Pid) -> Option<ProcessInfo> {

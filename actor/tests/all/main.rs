@@ -1,6 +1,7 @@
 //! rusm-otp integration tests: Erlang's documented semantics as the spec.
 
 mod exits;
+mod futures;
 mod invariants;
 mod mailbox;
 mod registry;
