@@ -26,9 +26,9 @@
 //! assert_eq!(reply.unwrap(), "HI");
 //! ```
 //!
-//! Status: this is the first part of the actor layer (processes, messages, links,
-//! monitors, exit signals, registry). Supervisors, the gen-server, streams, process groups
-//! and timers-to-messages follow.
+//! Status: processes, messages, links, monitors, exit signals, registry, timers to
+//! messages and [`supervisor`]s are here; the gen-server, streams, process groups and TCP
+//! per connection follow.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
@@ -37,6 +37,7 @@
 mod exit;
 mod pid;
 mod process;
+pub mod supervisor;
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -171,6 +172,16 @@ impl Node {
         f: impl FnOnce() + Send + 'static,
     ) -> Result<Pid, SpawnError> {
         spawn_in(&self.inner, None, opts, f).map(|s| s.pid)
+    }
+
+    /// Starts a supervisor (not linked to anything; see [`supervisor::start_link`] for a
+    /// supervision tree).
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::Sched`] if the scheduler refuses.
+    pub fn start_supervisor(&self, spec: supervisor::SupervisorSpec) -> Result<Pid, SpawnError> {
+        self.spawn(move || supervisor::run(spec, None))
     }
 
     /// Spawns a process whose body is a future (how the Wasm host runs guests): it ends

@@ -5,6 +5,7 @@ mod futures;
 mod invariants;
 mod mailbox;
 mod registry;
+mod supervisors;
 
 use std::time::Duration;
 
