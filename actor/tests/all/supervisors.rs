@@ -125,8 +125,9 @@ fn a_crash_loop_exceeds_intensity_and_the_supervisor_exits_shutdown() {
         .child(ChildSpec::new("bystander", Restart::Permanent, idle));
     let reason = node
         .run(move || {
-            let sup = supervisor::start_link(spec).unwrap();
+            // Trap before linking, or a fast crash loop can take us down first.
             rusm_otp::trap_exit(true);
+            let sup = supervisor::start_link(spec).unwrap();
             match rusm_otp::receive_timeout(T) {
                 Received::Exit { from, reason } => {
                     assert_eq!(from, sup);
