@@ -27,7 +27,7 @@
 //! ```
 //!
 //! Status: processes, messages, links, monitors, exit signals, registry, timers to
-//! messages and [`supervisor`]s are here; the gen-server, streams, process groups and TCP
+//! messages, [`supervisor`]s and the [`gen_server`] are here; streams, process groups and TCP
 //! per connection follow.
 
 #![forbid(unsafe_code)]
@@ -37,6 +37,7 @@
 mod exit;
 mod pid;
 mod process;
+pub mod gen_server;
 pub mod supervisor;
 
 use std::future::Future;

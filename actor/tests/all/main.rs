@@ -2,6 +2,7 @@
 
 mod exits;
 mod futures;
+mod gen_server;
 mod invariants;
 mod mailbox;
 mod registry;
