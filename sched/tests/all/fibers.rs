@@ -62,6 +62,25 @@ fn panic_after_park_is_isolated() {
     assert_eq!(rt.handle().spawn(|| 1).unwrap().join().unwrap(), 1);
 }
 
+/// Spawns `a` then `b` from one fiber and joins both: on a one-worker runtime both are
+/// queued before either runs, whatever the OS does to the test thread.
+fn run_pair(
+    rt: &rusm_sched::Runtime,
+    a: impl FnOnce() + Send + 'static,
+    b: impl FnOnce() + Send + 'static,
+) {
+    rt.handle()
+        .spawn(move || {
+            let a = rusm_sched::spawn(a).unwrap();
+            let b = rusm_sched::spawn(b).unwrap();
+            a.join().unwrap();
+            b.join().unwrap();
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
 #[test]
 fn yield_now_lets_others_run_on_one_worker() {
     let rt = rt(1);
@@ -78,17 +97,7 @@ fn yield_now_lets_others_run_on_one_worker() {
             }
         }
     };
-    let (a, b) = (mk("a"), mk("b"));
-    rt.handle()
-        .spawn(move || {
-            let a = rusm_sched::spawn(a).unwrap();
-            let b = rusm_sched::spawn(b).unwrap();
-            a.join().unwrap();
-            b.join().unwrap();
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+    run_pair(&rt, mk("a"), mk("b"));
     assert_eq!(*log.lock(), ["a", "b", "a", "b", "a", "b"]);
 }
 
@@ -113,19 +122,7 @@ fn reductions_make_busy_fibers_take_turns() {
             }
         }
     };
-    // Spawn both from one fiber on the single worker, so both are queued before either
-    // runs, whatever the OS does to the test thread.
-    let (a, b) = (mk(), mk());
-    rt.handle()
-        .spawn(move || {
-            let a = rusm_sched::spawn(a).unwrap();
-            let b = rusm_sched::spawn(b).unwrap();
-            a.join().unwrap();
-            b.join().unwrap();
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+    run_pair(&rt, mk(), mk());
     assert_eq!(overlap.load(Ordering::SeqCst), 2);
 }
 
