@@ -301,11 +301,7 @@ fn wait_parked(parked: &AtomicUsize, count: usize, since: Instant) -> Result<(),
 }
 
 fn rusm_side(count: usize, workers: usize, hold: Duration) -> Result<Measured, String> {
-    let rt = rusm_sched::Runtime::builder()
-        .workers(workers)
-        .guard_mode(rusm_sched::GuardMode::Auto)
-        .build()
-        .map_err(|e| format!("building the rusm runtime: {e}"))?;
+    let rt = crate::rusm_runtime(workers)?;
     // Warm up: worker threads running, first stack chunk mapped.
     for _ in 0..workers * 8 {
         rt.handle()

@@ -434,3 +434,12 @@ fn main() {
         _ => usage_exit(""),
     }
 }
+
+/// The RUSM runtime every scenario measures: `workers` threads, default stacks and guards.
+pub fn rusm_runtime(workers: usize) -> Result<rusm_sched::Runtime, String> {
+    rusm_sched::Runtime::builder()
+        .workers(workers)
+        .guard_mode(rusm_sched::GuardMode::Auto)
+        .build()
+        .map_err(|e| format!("building the rusm runtime: {e}"))
+}

@@ -103,11 +103,7 @@ impl Hop {
 }
 
 fn run_rusm(opts: &Opts) -> Result<(Side, rusm_sched::RuntimeCounters), String> {
-    let rt = rusm_sched::Runtime::builder()
-        .workers(opts.workers)
-        .guard_mode(rusm_sched::GuardMode::Auto)
-        .build()
-        .map_err(|e| format!("building the rusm runtime: {e}"))?;
+    let rt = crate::rusm_runtime(opts.workers)?;
     let ab = Arc::new(Hop::default());
     let ba = Arc::new(Hop::default());
     let stop = Arc::new(AtomicBool::new(false));

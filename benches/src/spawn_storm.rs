@@ -71,11 +71,7 @@ fn side(name: &'static str, started: Instant, results: Vec<SpawnerResult>) -> Si
 }
 
 fn run_rusm(opts: &Opts) -> Result<(Side, rusm_sched::RuntimeCounters), String> {
-    let rt = rusm_sched::Runtime::builder()
-        .workers(opts.workers)
-        .guard_mode(rusm_sched::GuardMode::Auto)
-        .build()
-        .map_err(|e| format!("building the rusm runtime: {e}"))?;
+    let rt = crate::rusm_runtime(opts.workers)?;
     let started = Instant::now();
     let deadline = started + opts.duration();
     let spawners = (0..opts.workers)

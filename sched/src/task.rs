@@ -243,8 +243,8 @@ impl Task {
         }
     }
 
-    /// Queues a task this thread just made `SCHEDULED`.
-    fn schedule(task: Arc<Task>, how: Schedule) {
+    /// Queues a task this thread just made `SCHEDULED` (by a wake, a requeue or a spawn).
+    pub(crate) fn schedule(task: Arc<Task>, how: Schedule) {
         // On one of the task's own workers the worker context keeps the runtime alive; from
         // anywhere else, hold our own reference while queueing (the queued task may run,
         // finish and drop its reference before `schedule_remote` returns).

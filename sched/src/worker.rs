@@ -340,13 +340,7 @@ impl Shared {
             return Err(SpawnError::Shutdown);
         }
         crate::counters::bump(&self.counters.slot(worker).spawned, 1, worker.is_some());
-        if worker.is_some() {
-            if let Some(task) = try_schedule_local(task, Schedule::Spawn) {
-                self.schedule_remote(task);
-            }
-        } else {
-            self.schedule_remote(task);
-        }
+        Task::schedule(task, Schedule::Spawn);
         Ok(())
     }
 
