@@ -199,16 +199,13 @@ fn serve_loop<S: GenServer>(state: &mut S) -> ExitReason {
         let flow = match crate::receive() {
             Received::Message(m) => match m.downcast::<CallMsg<S::Call>>() {
                 Ok(call) => {
-                    let from = From {
+                    let from = || From {
                         caller: call.from,
                         tag: call.tag,
                         _reply: std::marker::PhantomData,
                     };
-                    let (caller, tag) = (from.caller, from.tag);
-                    let reply = |r: S::Reply| {
-                        crate::send(caller, Message::value(ReplyMsg { tag, reply: r }));
-                    };
-                    match state.handle_call(call.req, from) {
+                    let reply = |r: S::Reply| from().reply(r);
+                    match state.handle_call(call.req, from()) {
                         CallResult::Reply(r) => {
                             reply(r);
                             Flow::Continue
@@ -246,26 +243,14 @@ fn serve_loop<S: GenServer>(state: &mut S) -> ExitReason {
 pub fn call<S: GenServer>(server: Pid, req: S::Call, timeout: Duration) -> Result<S::Reply, CallError> {
     let me = crate::self_pid();
     let tag = TAGS.fetch_add(1, Ordering::Relaxed);
-    let m = crate::monitor(server);
-    crate::send(server, Message::value(CallMsg { from: me, tag, req }));
-    let got = crate::receive_match(
-        |r| match r {
-            Received::Message(msg) => msg
-                .downcast_ref::<ReplyMsg<S::Reply>>()
-                .is_some_and(|rep| rep.tag == tag),
-            Received::Down { monitor, .. } => *monitor == m,
-            _ => false,
-        },
-        Some(timeout),
-    );
-    crate::demonitor(m, true);
-    match got {
-        Received::Message(msg) => match msg.downcast::<ReplyMsg<S::Reply>>() {
-            Ok(rep) => Ok(rep.reply),
-            Err(_) => Err(CallError::Exited(ExitReason::NoProc)),
-        },
-        Received::Down { reason, .. } => Err(CallError::Exited(reason)),
-        _ => Err(CallError::Timeout),
+    let is_reply = |m: &Message| m.downcast_ref::<ReplyMsg<S::Reply>>().is_some_and(|r| r.tag == tag);
+    match crate::request(server, Message::value(CallMsg { from: me, tag, req }), is_reply, timeout) {
+        crate::Answer::Reply(msg) => msg
+            .downcast::<ReplyMsg<S::Reply>>()
+            .map(|r| r.reply)
+            .map_err(|_| CallError::Exited(ExitReason::NoProc)),
+        crate::Answer::Down(reason) => Err(CallError::Exited(reason)),
+        crate::Answer::Timeout => Err(CallError::Timeout),
     }
 }
 

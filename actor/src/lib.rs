@@ -506,6 +506,43 @@ pub fn poll_receive(cx: &mut Context<'_>) -> Poll<Received> {
     }
 }
 
+/// What a request to another process ended with ([`request`]).
+pub(crate) enum Answer {
+    /// The reply message.
+    Reply(Message),
+    /// The server ended (or was already dead) with this reason.
+    Down(ExitReason),
+    /// No reply within the timeout.
+    Timeout,
+}
+
+/// The request/reply pattern gen-servers and supervisors share: monitor `server`, send
+/// `msg`, then wait for the first message `is_reply` accepts, the server's `Down`, or the
+/// timeout; the monitor is removed (and a late `Down` flushed) either way.
+pub(crate) fn request(
+    server: Pid,
+    msg: Message,
+    is_reply: impl Fn(&Message) -> bool,
+    timeout: Duration,
+) -> Answer {
+    let m = monitor(server);
+    send(server, msg);
+    let got = receive_match(
+        |r| match r {
+            Received::Message(msg) => is_reply(msg),
+            Received::Down { monitor, .. } => *monitor == m,
+            _ => false,
+        },
+        Some(timeout),
+    );
+    demonitor(m, true);
+    match got {
+        Received::Message(msg) => Answer::Reply(msg),
+        Received::Down { reason, .. } => Answer::Down(reason),
+        _ => Answer::Timeout,
+    }
+}
+
 /// A timer from [`send_after`].
 #[derive(Debug, Clone, Copy)]
 pub struct TimerRef(rusm_sched::TimerKey);

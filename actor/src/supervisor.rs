@@ -364,21 +364,11 @@ pub enum CallError {
 }
 
 fn call(sup: Pid, req: Request) -> Result<Reply, CallError> {
-    let m = crate::monitor(sup);
-    crate::send(sup, Message::value(req));
-    let r = crate::receive_match(
-        |r| match r {
-            Received::Message(msg) => msg.downcast_ref::<Reply>().is_some(),
-            Received::Down { monitor, .. } => *monitor == m,
-            _ => false,
-        },
-        Some(Duration::from_secs(5)),
-    );
-    crate::demonitor(m, true);
-    match r {
-        Received::Message(msg) => msg.downcast::<Reply>().map_err(|_| CallError::NoProc),
-        Received::Timeout => Err(CallError::Timeout),
-        _ => Err(CallError::NoProc),
+    let is_reply = |m: &Message| m.downcast_ref::<Reply>().is_some();
+    match crate::request(sup, Message::value(req), is_reply, Duration::from_secs(5)) {
+        crate::Answer::Reply(msg) => msg.downcast::<Reply>().map_err(|_| CallError::NoProc),
+        crate::Answer::Down(_) => Err(CallError::NoProc),
+        crate::Answer::Timeout => Err(CallError::Timeout),
     }
 }
 
