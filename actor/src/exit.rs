@@ -112,8 +112,11 @@ impl fmt::Debug for Message {
 /// What [`receive`](crate::receive) returns.
 #[derive(Debug)]
 pub enum Received {
-    /// A message, with its sender when known.
+    /// A message.
     Message(Message),
+    /// The read end of a stream another process opened to this one
+    /// ([`stream::open`](crate::stream::open)).
+    Stream(crate::stream::StreamReader),
     /// An exit signal from a linked process, turned into a message because this process
     /// traps exits.
     Exit {

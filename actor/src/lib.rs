@@ -26,9 +26,8 @@
 //! assert_eq!(reply.unwrap(), "HI");
 //! ```
 //!
-//! Status: processes, messages, links, monitors, exit signals, registry, timers to
-//! messages, [`supervisor`]s and the [`gen_server`] are here; streams, process groups and TCP
-//! per connection follow.
+//! Beyond processes: [`supervisor`]s, the [`gen_server`], process groups ([`pg`]), byte
+//! [`stream`]s between processes and [`tcp`] with a process per connection.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
@@ -38,7 +37,10 @@ mod exit;
 mod pid;
 mod process;
 pub mod gen_server;
+pub mod pg;
+pub mod stream;
 pub mod supervisor;
+pub mod tcp;
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -88,6 +90,39 @@ pub struct SpawnOpts {
     pub trap_exit: bool,
     /// A label shown by [`info`].
     pub label: Option<String>,
+    /// At most this many messages wait in the mailbox (`None`: unbounded, as in Erlang).
+    /// Exit signals and `Down`s are never refused or counted.
+    pub mailbox_capacity: Option<usize>,
+    /// What a send to a full bounded mailbox does.
+    pub overflow: Overflow,
+    /// Keep the mailbox's high-water mark for [`ProcessInfo::mailbox_peak`].
+    pub track_mailbox: bool,
+}
+
+/// What a message sent to a full bounded mailbox ([`SpawnOpts::mailbox_capacity`]) does.
+/// A send never blocks and never fails (Erlang); [`try_send`] reports a full mailbox
+/// instead of applying the policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Overflow {
+    /// The new message is dropped (counted in [`ProcessInfo::mailbox_dropped`]).
+    #[default]
+    DropNewest,
+    /// The oldest waiting message is dropped to make room.
+    DropOldest,
+    /// The receiver exits with reason `mailbox_overflow` (as `max_heap_size` kills an
+    /// Erlang process); its links and monitors see it.
+    Exit,
+}
+
+/// Why [`try_send`] did not deliver; the message comes back.
+#[derive(Debug, thiserror::Error)]
+pub enum TrySendError {
+    /// The process is not alive.
+    #[error("no such process")]
+    NoProc(Message),
+    /// Its bounded mailbox is full.
+    #[error("the mailbox is full")]
+    Full(Message),
 }
 
 /// What [`spawn_opt`] returns.
@@ -117,8 +152,17 @@ pub struct ProcessInfo {
     pub monitored_by: Vec<Pid>,
     /// Does it trap exits?
     pub trap_exit: bool,
-    /// Items waiting in its mailbox.
+    /// Items waiting in its mailbox (messages and signals).
     pub mailbox_len: usize,
+    /// The most items its mailbox has held, if spawned with
+    /// [`SpawnOpts::track_mailbox`].
+    pub mailbox_peak: Option<usize>,
+    /// Its mailbox bound, if any.
+    pub mailbox_capacity: Option<usize>,
+    /// Messages its overflow policy has dropped.
+    pub mailbox_dropped: u64,
+    /// The process groups it has joined ([`pg`]), once per join.
+    pub groups: Vec<String>,
     /// Messages it has received.
     pub reductions: u64,
     /// Body kind (`"native"`; the Wasm host adds its own).
@@ -344,6 +388,9 @@ fn prepare(
     let init = State {
         trap_exit: opts.trap_exit,
         label: opts.label,
+        capacity: opts.mailbox_capacity,
+        overflow: opts.overflow,
+        peak: opts.track_mailbox.then_some(0),
         ..State::default()
     };
     let p = node.insert(kind, init);
@@ -489,12 +536,8 @@ fn spawn_future_in(
 /// Outside a process.
 pub fn poll_receive(cx: &mut Context<'_>) -> Poll<Received> {
     let p = me();
-    let mut st = p.state.lock();
-    if let Some(reason) = st.pending_exit.take() {
-        drop(st);
-        std::panic::resume_unwind(Box::new(ExitUnwind(reason)));
-    }
-    match st.mailbox.pop_front() {
+    let mut st = p.lock_checked();
+    match st.take(0) {
         Some(item) => {
             st.reductions += 1;
             Poll::Ready(item)
@@ -581,6 +624,10 @@ fn info_in(node: &NodeInner, pid: Pid) -> Option<ProcessInfo> {
         monitored_by: st.monitored_by.values().copied().collect(),
         trap_exit: st.trap_exit,
         mailbox_len: st.mailbox.len(),
+        mailbox_peak: st.peak,
+        mailbox_capacity: st.capacity,
+        mailbox_dropped: st.dropped,
+        groups: st.groups.clone(),
         reductions: st.reductions,
         kind: p.kind,
     })
@@ -659,6 +706,61 @@ pub fn send(to: Pid, msg: impl Into<Message>) {
     rusm_sched::coop::spend(1);
 }
 
+/// Sends unless `to` is dead or its bounded mailbox is full; the message comes back in
+/// the error. Unlike [`send`], never applies the overflow policy.
+///
+/// # Errors
+///
+/// [`TrySendError::NoProc`], [`TrySendError::Full`].
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn try_send(to: Pid, msg: impl Into<Message>) -> Result<(), TrySendError> {
+    let p = me();
+    p.check_exit();
+    rusm_sched::coop::spend(1);
+    let msg = msg.into();
+    let Some(target) = p.node.get(to) else {
+        return Err(TrySendError::NoProc(msg));
+    };
+    let w = {
+        let mut st = target.state.lock();
+        if !st.alive {
+            return Err(TrySendError::NoProc(msg));
+        }
+        if st.full() {
+            return Err(TrySendError::Full(msg));
+        }
+        st.enqueue(Received::Message(msg));
+        st.waker.take()
+    };
+    if let Some(w) = w {
+        w.wake();
+    }
+    Ok(())
+}
+
+/// Blocks the calling process (or, outside one, the thread) on `poll` until it is ready.
+/// Inside a process an exit signal that kills it interrupts the wait: the process unwinds
+/// as it would in [`receive`].
+pub(crate) fn block_process<T>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>) -> T {
+    let Some(p) = current().filter(|_| rusm_sched::in_fiber()) else {
+        return rusm_sched::block_on(std::future::poll_fn(poll));
+    };
+    let waker = rusm_sched::current_waker().expect("a fiber runs inside a task");
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        // Signals wake this task too; a message arriving is a spurious wake-up here.
+        p.lock_checked().waker = Some(waker.clone());
+        if let Poll::Ready(v) = poll(&mut cx) {
+            p.state.lock().waker = None;
+            return v;
+        }
+        rusm_sched::park();
+    }
+}
+
 /// Sends to a registered name. Returns `false` if no process has the name.
 ///
 /// # Panics
@@ -702,14 +804,19 @@ pub fn receive_timeout(timeout: Duration) -> Received {
 pub fn receive_match(mut accept: impl FnMut(&Received) -> bool, timeout: Option<Duration>) -> Received {
     let p = me();
     let deadline = timeout.map(|t| Instant::now() + t);
-    // Items before `scanned` were offered to `accept` already and refused.
+    // Items before `scanned` were offered to `accept` already and refused; an eviction
+    // (`Overflow::DropOldest`) shifts them, and the scan starts again.
     let mut scanned = 0;
+    let mut evictions = 0;
     loop {
-        p.check_exit();
         {
-            let mut st = p.state.lock();
+            let mut st = p.lock_checked();
+            if st.evictions != evictions {
+                evictions = st.evictions;
+                scanned = 0;
+            }
             if let Some(i) = st.mailbox.iter().skip(scanned).position(&mut accept) {
-                let item = st.mailbox.remove(scanned + i).expect("index in range");
+                let item = st.take(scanned + i).expect("index in range");
                 st.reductions += 1;
                 drop(st);
                 rusm_sched::coop::spend(1);

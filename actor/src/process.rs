@@ -60,6 +60,82 @@ pub(crate) struct State {
     pub(crate) name: Option<String>,
     pub(crate) label: Option<String>,
     pub(crate) reductions: u64,
+    /// Messages the mailbox holds at most (signals are never counted or refused).
+    pub(crate) capacity: Option<usize>,
+    pub(crate) overflow: crate::Overflow,
+    /// Messages (not signals) in the mailbox now.
+    pub(crate) messages: usize,
+    /// The deepest the mailbox has been, when tracking is on.
+    pub(crate) peak: Option<usize>,
+    /// Messages lost to the overflow policy.
+    pub(crate) dropped: u64,
+    /// Messages evicted from the middle of a scan (`DropOldest`): a selective receive
+    /// in progress starts its scan again when this moves.
+    pub(crate) evictions: u64,
+    /// Process groups joined (one entry per join, as Erlang's pg).
+    pub(crate) groups: Vec<String>,
+    /// Stream ends owned by this process, broken if it exits abnormally.
+    pub(crate) streams: Vec<std::sync::Weak<crate::stream::Pipe>>,
+}
+
+impl State {
+    /// Queues an item, applying the mailbox bound to messages. Returns `false` if the
+    /// item was refused (a full mailbox under `DropNewest`).
+    pub(crate) fn enqueue(&mut self, item: Received) -> bool {
+        if is_message(&item) {
+            if let Some(cap) = self.capacity
+                && self.messages >= cap
+            {
+                match self.overflow {
+                    crate::Overflow::DropNewest => {
+                        self.dropped += 1;
+                        return false;
+                    }
+                    crate::Overflow::DropOldest => {
+                        if let Some(i) = self.mailbox.iter().position(is_message) {
+                            self.mailbox.remove(i);
+                            self.messages -= 1;
+                            self.evictions += 1;
+                        }
+                        self.dropped += 1;
+                    }
+                    crate::Overflow::Exit => {
+                        self.dropped += 1;
+                        if self.pending_exit.is_none() {
+                            self.pending_exit =
+                                Some(ExitReason::Other(String::from("mailbox_overflow")));
+                        }
+                        return false;
+                    }
+                }
+            }
+            self.messages += 1;
+        }
+        self.mailbox.push_back(item);
+        if let Some(peak) = &mut self.peak {
+            *peak = (*peak).max(self.mailbox.len());
+        }
+        true
+    }
+
+    /// Removes the item at `i` (keeping the message count).
+    pub(crate) fn take(&mut self, i: usize) -> Option<Received> {
+        let item = self.mailbox.remove(i)?;
+        if is_message(&item) {
+            self.messages -= 1;
+        }
+        Some(item)
+    }
+
+    /// Does the bound refuse one more message now?
+    pub(crate) fn full(&self) -> bool {
+        self.capacity.is_some_and(|c| self.messages >= c)
+    }
+}
+
+/// Messages and streams count against a mailbox bound; exit signals and `Down`s never do.
+fn is_message(item: &Received) -> bool {
+    matches!(item, Received::Message(_) | Received::Stream(_))
 }
 
 /// One process.
@@ -87,6 +163,8 @@ const SHARDS: u32 = 16;
 pub(crate) struct NodeInner {
     shards: Box<[Mutex<Shard>]>,
     registry: Mutex<HashMap<String, Pid>>,
+    /// Process groups: name -> members, one entry per join.
+    pub(crate) groups: Mutex<HashMap<String, Vec<Pid>>>,
     next_ref: AtomicU64,
     pub(crate) handle: rusm_sched::Handle,
 }
@@ -96,6 +174,7 @@ impl NodeInner {
         Arc::new(NodeInner {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             registry: Mutex::new(HashMap::new()),
+            groups: Mutex::new(HashMap::new()),
             next_ref: AtomicU64::new(1),
             handle,
         })
@@ -209,14 +288,18 @@ impl NodeInner {
 }
 
 impl Process {
-    /// Appends to the mailbox and wakes the process. Dropped if it is dead.
+    /// Appends to the mailbox (under its bound) and wakes the process. Dropped if it is
+    /// dead.
     pub(crate) fn push(&self, item: Received) {
         let w = {
             let mut st = self.state.lock();
             if !st.alive {
                 return;
             }
-            st.mailbox.push_back(item);
+            let queued = st.enqueue(item);
+            if !queued && st.pending_exit.is_none() {
+                return;
+            }
             st.waker.take()
         };
         if let Some(w) = w {
@@ -233,7 +316,17 @@ impl Process {
             }
             st.alive = false;
             st.mailbox.clear();
+            st.messages = 0;
             st.waker = None;
+            if !reason.is_normal() {
+                for pipe in st.streams.drain(..).filter_map(|w| w.upgrade()) {
+                    pipe.owner_crashed(self.pid, &reason);
+                }
+            }
+            let groups = std::mem::take(&mut st.groups);
+            if !groups.is_empty() {
+                self.node.leave_all(self.pid, &groups);
+            }
             (
                 std::mem::take(&mut st.links),
                 std::mem::take(&mut st.monitored_by),
@@ -283,6 +376,18 @@ impl Process {
         }
     }
 
+    /// Locks the state, first unwinding if an exit signal has marked the process. Check and
+    /// lock are one step, so a signal cannot slip in between the check and a waker stored
+    /// under this lock (it would find no waker to wake).
+    pub(crate) fn lock_checked(&self) -> parking_lot::MutexGuard<'_, State> {
+        let mut st = self.state.lock();
+        if let Some(reason) = st.pending_exit.take() {
+            drop(st);
+            std::panic::resume_unwind(Box::new(ExitUnwind(reason)));
+        }
+        st
+    }
+
     /// If an exit signal has marked this process, unwind it now (called by the process
     /// itself at its runtime calls).
     pub(crate) fn check_exit(&self) {
@@ -314,7 +419,7 @@ pub(crate) fn deliver_exit(to: &Process, from: Pid, reason: ExitReason, link: bo
         if reason == ExitReason::Kill {
             st.pending_exit = Some(ExitReason::Killed);
         } else if st.trap_exit {
-            st.mailbox.push_back(Received::Exit { from, reason });
+            st.enqueue(Received::Exit { from, reason });
         } else if reason.is_normal() {
             if from != to.pid {
                 return;

@@ -269,8 +269,9 @@ fn demonitored_process_sends_no_down() {
 }
 
 #[test]
-fn a_tree_of_ten_thousand_linked_processes_is_torn_down_completely() {
-    const N: usize = 10_000;
+fn a_tree_of_a_hundred_thousand_linked_processes_is_torn_down_completely() {
+    const N: usize = 100_000;
+    const SLOW: Duration = Duration::from_secs(120);
     let node = node();
     let root = node
         .spawn(|| {
@@ -294,13 +295,13 @@ fn a_tree_of_ten_thousand_linked_processes_is_torn_down_completely() {
             }
         })
         .unwrap();
-    let end = std::time::Instant::now() + T;
+    let end = std::time::Instant::now() + SLOW;
     while node.processes().len() < N + 1 {
         assert!(std::time::Instant::now() < end, "only {} spawned", node.processes().len());
         std::thread::sleep(Duration::from_millis(5));
     }
     node.exit(root, ExitReason::Other("teardown".into()));
-    let end = std::time::Instant::now() + T;
+    let end = std::time::Instant::now() + SLOW;
     while !node.processes().is_empty() {
         assert!(
             std::time::Instant::now() < end,

@@ -141,3 +141,152 @@ fn node_shutdown_stops_parked_processes() {
     node.shutdown();
     assert_eq!(h.counters().live_tasks, 0);
 }
+
+/// A receiver with a bounded mailbox that takes nothing until its gate process dies (a
+/// `Down` is a signal: never refused, never counted), then reports every value it got.
+fn bounded(
+    node: &rusm_otp::Node,
+    cap: usize,
+    overflow: rusm_otp::Overflow,
+    sends: u32,
+) -> (rusm_otp::ProcessInfo, Result<Vec<u32>, rusm_otp::ExitReason>) {
+    use rusm_otp::SpawnOpts;
+    node.run(move || {
+        let me = rusm_otp::self_pid();
+        let gate = rusm_otp::spawn(|| loop {
+            let _ = rusm_otp::receive();
+        })
+        .unwrap();
+        let opts = SpawnOpts {
+            mailbox_capacity: Some(cap),
+            overflow,
+            track_mailbox: true,
+            monitor: true,
+            ..SpawnOpts::default()
+        };
+        let rx = rusm_otp::spawn_opt(opts, move || {
+            let m = rusm_otp::monitor(gate);
+            rusm_otp::send(me, Message::value(()));
+            rusm_otp::receive_match(|r| matches!(r, Received::Down { monitor, .. } if *monitor == m), None);
+            let mut got = Vec::new();
+            while let Received::Message(msg) = rusm_otp::receive_timeout(Duration::from_millis(20)) {
+                got.push(msg.downcast::<u32>().unwrap());
+            }
+            rusm_otp::send(me, Message::value(got));
+        })
+        .unwrap();
+        recv(); // the receiver monitors the gate now
+        for i in 1..=sends {
+            rusm_otp::send(rx.pid, Message::value(i));
+        }
+        let info = rusm_otp::info(rx.pid);
+        rusm_otp::kill(gate);
+        let got = match recv() {
+            Received::Message(m) => Ok(m.downcast::<Vec<u32>>().unwrap()),
+            Received::Down { reason, .. } => Err(reason),
+            other => panic!("{other:?}"),
+        };
+        (info.expect("receiver alive while filled"), got)
+    })
+    .unwrap()
+}
+
+#[test]
+fn bounded_mailbox_drop_newest_keeps_the_first_messages() {
+    let node = node();
+    let (info, got) = bounded(&node, 3, rusm_otp::Overflow::DropNewest, 5);
+    assert_eq!(got.unwrap(), [1, 2, 3]);
+    assert_eq!(info.mailbox_len, 3);
+    assert_eq!(info.mailbox_dropped, 2);
+    assert_eq!(info.mailbox_capacity, Some(3));
+    assert_eq!(info.mailbox_peak, Some(3));
+}
+
+#[test]
+fn bounded_mailbox_drop_oldest_keeps_the_last_messages() {
+    let node = node();
+    let (info, got) = bounded(&node, 3, rusm_otp::Overflow::DropOldest, 5);
+    assert_eq!(got.unwrap(), [3, 4, 5]);
+    assert_eq!(info.mailbox_dropped, 2);
+}
+
+#[test]
+fn bounded_mailbox_exit_policy_ends_the_receiver_and_monitors_see_why() {
+    let node = node();
+    let (_, got) = bounded(&node, 3, rusm_otp::Overflow::Exit, 4);
+    assert_eq!(got.unwrap_err(), rusm_otp::ExitReason::Other("mailbox_overflow".into()));
+}
+
+#[test]
+fn mailbox_depth_is_tracked_only_when_asked_and_unbounded_by_default() {
+    let node = node();
+    let info = node
+        .run(|| {
+            let p = rusm_otp::spawn(|| rusm_sched::sleep(Duration::from_secs(3600))).unwrap();
+            for i in 0..10_000u32 {
+                rusm_otp::send(p, Message::value(i));
+            }
+            rusm_otp::info(p).unwrap()
+        })
+        .unwrap();
+    assert_eq!(info.mailbox_len, 10_000);
+    assert_eq!(info.mailbox_peak, None);
+    assert_eq!(info.mailbox_capacity, None);
+    assert_eq!(info.mailbox_dropped, 0);
+}
+
+#[test]
+fn try_send_reports_full_and_dead_and_returns_the_message() {
+    let node = node();
+    node.run(|| {
+        let opts = rusm_otp::SpawnOpts {
+            mailbox_capacity: Some(1),
+            ..rusm_otp::SpawnOpts::default()
+        };
+        let p = rusm_otp::spawn_opt(opts, || rusm_sched::sleep(Duration::from_secs(3600))).unwrap().pid;
+        rusm_otp::try_send(p, Message::value(1u32)).unwrap();
+        match rusm_otp::try_send(p, Message::value(2u32)) {
+            Err(rusm_otp::TrySendError::Full(m)) => assert_eq!(m.downcast::<u32>().unwrap(), 2),
+            other => panic!("{other:?}"),
+        }
+        let (dead, _) = rusm_otp::spawn_monitor(|| {}).unwrap();
+        recv();
+        assert!(matches!(
+            rusm_otp::try_send(dead, Message::value(3u32)),
+            Err(rusm_otp::TrySendError::NoProc(_))
+        ));
+        // try_send refuses instead of applying the overflow policy: nothing was dropped.
+        assert_eq!(rusm_otp::info(p).unwrap().mailbox_dropped, 0);
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_full_mailbox_still_takes_exit_signals() {
+    let node = node();
+    let got = node
+        .run(|| {
+            let me = rusm_otp::self_pid();
+            let opts = rusm_otp::SpawnOpts {
+                mailbox_capacity: Some(1),
+                trap_exit: true,
+                ..rusm_otp::SpawnOpts::default()
+            };
+            let p = rusm_otp::spawn_opt(opts, move || {
+                // Wait for the signal with the mailbox full of a message.
+                let r = rusm_otp::receive_match(|r| matches!(r, Received::Exit { .. }), None);
+                rusm_otp::send(me, Message::value(format!("{r:?}")));
+            })
+            .unwrap()
+            .pid;
+            rusm_otp::send(p, Message::value(1u32));
+            rusm_otp::send(p, Message::value(2u32));
+            rusm_otp::exit(p, rusm_otp::ExitReason::Other("bye".into()));
+            match recv() {
+                Received::Message(m) => m.downcast::<String>().unwrap(),
+                other => panic!("{other:?}"),
+            }
+        })
+        .unwrap();
+    assert!(got.contains("bye"), "{got}");
+}

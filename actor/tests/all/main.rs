@@ -3,10 +3,13 @@
 mod exits;
 mod futures;
 mod gen_server;
+mod groups;
 mod invariants;
 mod mailbox;
 mod registry;
+mod streams;
 mod supervisors;
+mod tcp;
 
 use std::time::Duration;
 
