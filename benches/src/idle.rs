@@ -1,4 +1,9 @@
-//! `idle-fibers`: the memory cost of parked tasks.
+//! `idle-fibers` and `idle-processes`: the memory cost of parked tasks.
+//!
+//! `idle-processes` is the same measurement one layer up: rusm-otp processes parked in
+//! `receive` (process table entry, state and empty mailbox included), each sent to by pid
+//! to stop, against Tokio tasks each awaiting its own unbounded mpsc receiver (a mailbox),
+//! stopped through their senders. Target: 5,000 B per parked process.
 //!
 //! Each side runs in a child process of its own (`rusm-bench idle-side <rusm|tokio> <count>
 //! <workers> <hold-seconds>`, which prints one JSON object), so memory the first side freed
@@ -28,6 +33,25 @@ use crate::{Opts, cpus, fmt_int, fmt_ns, fmt_ratio, fmt_secs, header, hostname, 
 pub const CHILD_COMMAND: &str = "idle-side";
 /// Target RSS per parked fiber: 4.5 KiB.
 const TARGET_BYTES: f64 = 4608.0;
+/// Target RSS per parked process: 5 KB.
+const TARGET_PROCESS_BYTES: f64 = 5000.0;
+
+/// The two sides (child-process names) and the target of a scenario.
+fn sides(scenario: &str) -> (&'static str, &'static str, f64, &'static str) {
+    if scenario == "idle-processes" {
+        ("otp", "tokio-mpsc", TARGET_PROCESS_BYTES, "process")
+    } else {
+        ("rusm", "tokio", TARGET_BYTES, "fiber")
+    }
+}
+
+fn side_name(side: &str) -> &'static str {
+    match side {
+        "rusm" => "rusm-sched",
+        "otp" => "rusm-otp",
+        _ => "tokio (baseline)",
+    }
+}
 const MILLION: usize = 1_000_000;
 const PARK_TIMEOUT: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_millis(10);
@@ -36,8 +60,10 @@ const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 // ---- parent ----
 
 pub fn run(opts: &Opts) -> Result<(), String> {
-    let rusm = run_child("rusm", opts);
-    let tokio = run_child("tokio", opts);
+    let (rusm_side_name, tokio_side_name, target, unit) = sides(&opts.scenario);
+    let count = opts.count.unwrap_or(100_000);
+    let rusm = run_child(rusm_side_name, opts);
+    let tokio = run_child(tokio_side_name, opts);
     let num = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
     let max_maps = read("/proc/sys/vm/max_map_count")
@@ -50,19 +76,20 @@ pub fn run(opts: &Opts) -> Result<(), String> {
     let ratio = rusm_bytes
         .zip(num(&tokio, "bytes_per_task"))
         .map(|(r, t)| r / t);
-    let ratio_meaning =
-        "rusm bytes per parked fiber / baseline bytes per parked task (lower is better for rusm)";
-    let within_target = rusm_bytes.map(|b| b <= TARGET_BYTES);
+    let ratio_meaning = format!(
+        "rusm bytes per parked {unit} / baseline bytes per parked task (lower is better for rusm)"
+    );
+    let within_target = rusm_bytes.map(|b| b <= target);
     let projected = rusm_bytes.map(|b| b * MILLION as f64);
-    let measured = opts.count >= MILLION;
+    let measured = count >= MILLION;
     let gib = |b: Option<f64>| b.map_or("-".to_owned(), |b| format!("{:.2} GiB", b / GIB));
     let (million_fit, million_note) = match (rusm.get("error").and_then(Value::as_str), measured) {
         (None, true) => (
             Some(true),
             format!(
-                "fit: {} fibers parked in {} of RSS, {} mappings (vm.max_map_count {})",
-                fmt_int(opts.count as u64),
-                gib(rusm_bytes.map(|b| b * opts.count as f64)),
+                "fit: {} {unit}es parked in {} of RSS, {} mappings (vm.max_map_count {})",
+                fmt_int(count as u64),
+                gib(rusm_bytes.map(|b| b * count as f64)),
                 fmt_int(num(&rusm, "maps_after").unwrap_or(0.0) as u64),
                 max_maps.map_or("-".to_owned(), fmt_int),
             ),
@@ -83,14 +110,14 @@ pub fn run(opts: &Opts) -> Result<(), String> {
             "scenario": opts.scenario,
             "workers": opts.workers,
             "seconds": opts.seconds,
-            "count": opts.count,
+            "count": count,
             "machine": hostname(),
             "cpus": cpus(),
             "rusm": rusm,
             "baseline": tokio,
             "ratio": ratio,
             "ratio_meaning": ratio_meaning,
-            "target_bytes_per_fiber": TARGET_BYTES,
+            "target_bytes_per_task": target,
             "within_target": within_target,
             "max_map_count": max_maps,
             "mem_total_bytes": mem_total,
@@ -107,7 +134,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
 
     let what = format!(
         "{} tasks each, hold {} s",
-        fmt_int(opts.count as u64),
+        fmt_int(count as u64),
         fmt_secs(opts.seconds)
     );
     println!("{}", header(opts, &what));
@@ -137,29 +164,30 @@ pub fn run(opts: &Opts) -> Result<(), String> {
         ratio.map_or("-".to_owned(), fmt_ratio)
     );
     if let Some(b) = rusm_bytes {
-        let verdict = if b <= TARGET_BYTES {
+        let verdict = if b <= target {
             "within target"
         } else {
             "OVER target"
         };
         println!(
-            "rusm: {} B per parked fiber vs target 4,608 B (4.5 KiB): {verdict}",
-            fmt_int(b.max(0.0).round() as u64)
+            "rusm: {} B per parked {unit} vs target {} B: {verdict}",
+            fmt_int(b.max(0.0).round() as u64),
+            fmt_int(target as u64),
         );
     }
-    println!("1M fibers: {million_note}");
-    println!("per-task figures include the JoinHandle the bench holds (rusm 16 B, tokio 8 B)");
+    println!("1M {unit}es: {million_note}");
+    if unit == "fiber" {
+        println!("per-task figures include the JoinHandle the bench holds (rusm 16 B, tokio 8 B)");
+    } else {
+        println!("per-task figures include the handle the bench holds (rusm Pid 8 B, tokio UnboundedSender 8 B)");
+    }
     Ok(())
 }
 
 /// Runs one side in a child process and returns its JSON object; a failed side is an
 /// object with `name` and `error` (not fatal: failing to fit `count` tasks is a result).
 fn run_child(side: &str, opts: &Opts) -> Value {
-    let name = if side == "rusm" {
-        "rusm-sched"
-    } else {
-        "tokio (baseline)"
-    };
+    let name = side_name(side);
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(e) => {
@@ -169,7 +197,7 @@ fn run_child(side: &str, opts: &Opts) -> Value {
     let out = Command::new(exe)
         .args([CHILD_COMMAND, side])
         .args([
-            opts.count.to_string(),
+            opts.count.unwrap_or(100_000).to_string(),
             opts.workers.to_string(),
             opts.seconds.to_string(),
         ])
@@ -271,12 +299,14 @@ fn parse_child(args: &[String]) -> Option<(&str, usize, usize, Duration)> {
 /// Entry point of the child: prints its side's JSON object (with `error` on failure).
 pub fn child_main(args: &[String]) {
     let Some((side, count, workers, hold)) = parse_child(args) else {
-        eprintln!("usage: rusm-bench {CHILD_COMMAND} <rusm|tokio> <count> <workers> <hold-s>");
+        eprintln!("usage: rusm-bench {CHILD_COMMAND} <rusm|tokio|otp|tokio-mpsc> <count> <workers> <hold-s>");
         std::process::exit(2);
     };
     let (name, result) = match side {
-        "rusm" => ("rusm-sched", rusm_side(count, workers, hold)),
-        "tokio" => ("tokio (baseline)", tokio_side(count, workers, hold)),
+        "rusm" => (side_name(side), rusm_side(count, workers, hold)),
+        "tokio" => (side_name(side), tokio_side(count, workers, hold)),
+        "otp" => (side_name(side), otp_side(count, workers, hold)),
+        "tokio-mpsc" => (side_name(side), tokio_mpsc_side(count, workers, hold)),
         other => (other, Err(format!("unknown side {other:?}"))),
     };
     match result {
@@ -436,6 +466,135 @@ fn tokio_side(count: usize, workers: usize, hold: Duration) -> Result<Measured, 
     notify.notify_waiters();
     rt.block_on(async move {
         for h in handles {
+            h.await.map_err(|e| format!("joining an idle task: {e}"))?;
+        }
+        Ok::<(), String>(())
+    })?;
+    let teardown = t1.elapsed();
+    Ok(Measured {
+        before,
+        after,
+        spawn,
+        all_parked,
+        teardown,
+        stacks_mapped: None,
+    })
+}
+
+fn otp_side(count: usize, workers: usize, hold: Duration) -> Result<Measured, String> {
+    use rusm_otp::{Message, Received};
+    let node = rusm_otp::Node::with_runtime(crate::rusm_runtime(workers)?);
+    // Warm up: worker threads running, first stack chunk mapped, table shards touched.
+    node.run(move || {
+        for _ in 0..workers * 8 {
+            let _ = rusm_otp::spawn_monitor(|| ());
+            let _ = rusm_otp::receive();
+        }
+    })
+    .map_err(|e| format!("warm-up: {e}"))?;
+    let parked = Arc::new(AtomicUsize::new(0));
+    let exited = Arc::new(AtomicUsize::new(0));
+    std::thread::sleep(Duration::from_millis(50));
+
+    let before = probe();
+    let t0 = Instant::now();
+    let pids = {
+        let (parked, exited) = (parked.clone(), exited.clone());
+        node.run(move || {
+            let mut pids = Vec::with_capacity(count);
+            for i in 0..count {
+                let (parked, exited) = (parked.clone(), exited.clone());
+                let pid = rusm_otp::spawn(move || {
+                    parked.fetch_add(1, Ordering::Release);
+                    // Parked in receive until the stop message.
+                    while !matches!(rusm_otp::receive(), Received::Message(_)) {}
+                    exited.fetch_add(1, Ordering::Release);
+                })
+                .map_err(|e| format!("spawning process #{i} failed: {e}"))?;
+                pids.push(pid);
+            }
+            Ok::<_, String>(pids)
+        })
+        .map_err(|e| format!("the spawner failed: {e}"))??
+    };
+    let spawn = t0.elapsed();
+    wait_parked(&parked, count, t0)?;
+    let all_parked = t0.elapsed();
+    std::thread::sleep(hold);
+    let after = probe();
+    let stacks = node.handle().counters().stacks_mapped;
+
+    let t1 = Instant::now();
+    for pid in pids {
+        node.send(pid, Message::Bytes(Vec::new()));
+    }
+    wait_parked(&exited, count, t1)?;
+    let end = Instant::now() + PARK_TIMEOUT;
+    while !node.processes().is_empty() {
+        if Instant::now() > end {
+            return Err("processes left in the table after every one exited".into());
+        }
+        std::thread::sleep(POLL);
+    }
+    let teardown = t1.elapsed();
+    Ok(Measured {
+        before,
+        after,
+        spawn,
+        all_parked,
+        teardown,
+        stacks_mapped: Some(stacks),
+    })
+}
+
+fn tokio_mpsc_side(count: usize, workers: usize, hold: Duration) -> Result<Measured, String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .build()
+        .map_err(|e| format!("building the tokio runtime: {e}"))?;
+    rt.block_on(async move {
+        for _ in 0..workers * 8 {
+            let _ = tokio::spawn(async {}).await;
+        }
+    });
+    let parked = Arc::new(AtomicUsize::new(0));
+    std::thread::sleep(Duration::from_millis(50));
+
+    let before = probe();
+    let t0 = Instant::now();
+    let spawner = {
+        let parked = parked.clone();
+        async move {
+            let mut tasks = Vec::with_capacity(count);
+            for _ in 0..count {
+                let parked = parked.clone();
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+                let h = tokio::spawn(async move {
+                    parked.fetch_add(1, Ordering::Release);
+                    let _ = rx.recv().await;
+                });
+                tasks.push((tx, h));
+            }
+            tasks
+        }
+    };
+    let tasks = rt
+        .block_on(async move { tokio::spawn(spawner).await })
+        .map_err(|e| format!("the tokio spawner failed: {e}"))?;
+    let spawn = t0.elapsed();
+    wait_parked(&parked, count, t0)?;
+    let all_parked = t0.elapsed();
+    std::thread::sleep(hold);
+    let after = probe();
+
+    let t1 = Instant::now();
+    rt.block_on(async move {
+        let mut hs = Vec::with_capacity(tasks.len());
+        for (tx, h) in tasks {
+            let _ = tx.send(Vec::new());
+            hs.push(h);
+        }
+        for h in hs {
             h.await.map_err(|e| format!("joining an idle task: {e}"))?;
         }
         Ok::<(), String>(())

@@ -38,6 +38,7 @@
 #![forbid(unsafe_code)]
 
 mod idle;
+mod otp;
 mod pingpong;
 mod spawn_storm;
 
@@ -50,7 +51,31 @@ use serde_json::{Value, json};
 const SCENARIOS: &[(&str, &str)] = &[
     (
         "spawn-storm",
-        "one spawner per worker spawns and joins empty children, 1024 in flight (vs tokio::spawn)",
+        "processes (rusm-otp) that reply once and exit, 1024 in flight per spawner (vs tokio::spawn + mpsc)",
+    ),
+    (
+        "ping-pong",
+        "two processes pass a message with send/receive; round trip (vs two Tokio tasks over mpsc)",
+    ),
+    (
+        "ring",
+        "a token round a ring of --count processes (default 10000), >= 100 laps; hops/s (vs Tokio tasks + mpsc)",
+    ),
+    (
+        "fault-recovery",
+        "restarts/s of a one_for_one child that exits abnormally at once (vs a Tokio respawn loop)",
+    ),
+    (
+        "stream-pipe",
+        "bytes/s through a 64 KiB stream between two processes (vs an OS pipe between two threads)",
+    ),
+    (
+        "idle-processes",
+        "RSS per process parked in receive, mailbox included; --count N (default 100000) (vs Tokio tasks on mpsc)",
+    ),
+    (
+        "fiber-storm",
+        "bare rusm-sched fibers: spawn and join empty children, 1024 in flight (vs tokio::spawn)",
     ),
     (
         "fiber-pingpong",
@@ -64,7 +89,7 @@ const SCENARIOS: &[(&str, &str)] = &[
 
 const USAGE: &str = "usage: rusm-bench run <scenario> <seconds> [--json] [--workers N] [--count N]
        rusm-bench list
-scenarios: spawn-storm, fiber-pingpong, idle-fibers (seconds may be fractional, e.g. 0.5)";
+scenarios: see `rusm-bench list` (seconds may be fractional, e.g. 0.5)";
 
 /// Parsed `run` arguments.
 #[derive(Debug, Clone)]
@@ -73,8 +98,8 @@ pub struct Opts {
     pub seconds: f64,
     pub json: bool,
     pub workers: usize,
-    /// idle-fibers: tasks per side.
-    pub count: usize,
+    /// idle-*: tasks per side; ring: ring size. `None`: the scenario's default.
+    pub count: Option<usize>,
 }
 
 impl Opts {
@@ -359,7 +384,7 @@ fn parse_run(args: &[String]) -> Result<Opts, String> {
     let mut positional = Vec::new();
     let mut json = false;
     let mut workers = cpus();
-    let mut count = 100_000;
+    let mut count = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -370,7 +395,7 @@ fn parse_run(args: &[String]) -> Result<Opts, String> {
             }
             "--count" => {
                 let v = it.next().ok_or("--count needs a value")?;
-                count = parse_count(v).ok_or_else(|| format!("bad --count value {v:?}"))?;
+                count = Some(parse_count(v).ok_or_else(|| format!("bad --count value {v:?}"))?);
             }
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             _ => positional.push(a.clone()),
@@ -387,7 +412,7 @@ fn parse_run(args: &[String]) -> Result<Opts, String> {
         .ok()
         .filter(|s: &f64| (0.0..1e6).contains(s))
         .ok_or_else(|| format!("bad seconds {seconds:?}"))?;
-    if seconds == 0.0 && scenario != "idle-fibers" {
+    if seconds == 0.0 && !scenario.starts_with("idle-") {
         return Err("seconds must be above 0".to_owned());
     }
     Ok(Opts {
@@ -395,7 +420,11 @@ fn parse_run(args: &[String]) -> Result<Opts, String> {
         seconds,
         json,
         workers,
-        count,
+        count: count.or(match scenario.as_str() {
+            "ring" => Some(10_000),
+            "idle-fibers" | "idle-processes" => Some(100_000),
+            _ => None,
+        }),
     })
 }
 
@@ -418,9 +447,14 @@ fn main() {
         Some("run") => {
             let opts = parse_run(&args[1..]).unwrap_or_else(|e| usage_exit(&e));
             let result = match opts.scenario.as_str() {
-                "spawn-storm" => spawn_storm::run(&opts).map(|r| print_report(&opts, &r)),
+                "spawn-storm" => otp::spawn_storm(&opts).map(|r| print_report(&opts, &r)),
+                "ping-pong" => otp::ping_pong(&opts).map(|r| print_report(&opts, &r)),
+                "ring" => otp::ring(&opts).map(|r| print_report(&opts, &r)),
+                "fault-recovery" => otp::fault_recovery(&opts).map(|r| print_report(&opts, &r)),
+                "stream-pipe" => otp::stream_pipe(&opts).map(|r| print_report(&opts, &r)),
+                "fiber-storm" => spawn_storm::run(&opts).map(|r| print_report(&opts, &r)),
                 "fiber-pingpong" => pingpong::run(&opts).map(|r| print_report(&opts, &r)),
-                "idle-fibers" => idle::run(&opts),
+                "idle-fibers" | "idle-processes" => idle::run(&opts),
                 other => usage_exit(&format!("unknown scenario {other:?}")),
             };
             if let Err(e) = result {
