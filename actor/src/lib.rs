@@ -343,7 +343,7 @@ impl Node {
             if let Some(p) = self.inner.get(pid) {
                 let w = {
                     let mut st = p.state.lock();
-                    st.pending_exit = Some(ExitReason::Shutdown);
+                    p.mark(&mut st, ExitReason::Shutdown);
                     st.waker.take()
                 };
                 if let Some(w) = w {
@@ -376,6 +376,12 @@ fn current() -> Option<Arc<Process>> {
 
 fn me() -> Arc<Process> {
     current().expect("called outside a rusm process")
+}
+
+/// Runs `f` on the calling process without cloning its `Arc` (the hot paths). `f` must not
+/// park.
+fn with_me<R>(f: impl FnOnce(&Process) -> R) -> R {
+    rusm_sched::with_task_data::<Process, R>(f).expect("called outside a rusm process")
 }
 
 /// Allocates the process and sets up the atomic link/monitor with the parent.
@@ -480,8 +486,7 @@ impl<F: Future<Output = ExitReason>> Future for FutureProcess<F> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let pending = self.proc_.state.lock().pending_exit.take();
-        if let Some(reason) = pending {
+        if let Some(reason) = self.proc_.take_pending_exit() {
             self.proc_.exit(reason);
             return Poll::Ready(());
         }
@@ -700,9 +705,11 @@ pub fn spawn_opt(opts: SpawnOpts, f: impl FnOnce() + Send + 'static) -> Result<S
 ///
 /// Outside a process (use [`Node::send`]).
 pub fn send(to: Pid, msg: impl Into<Message>) {
-    let p = me();
-    p.check_exit();
-    p.node.send(to, msg.into());
+    let msg = msg.into();
+    with_me(|p| {
+        p.check_exit();
+        p.node.send(to, msg);
+    });
     rusm_sched::coop::spend(1);
 }
 
@@ -802,40 +809,45 @@ pub fn receive_timeout(timeout: Duration) -> Received {
 ///
 /// Outside a process.
 pub fn receive_match(mut accept: impl FnMut(&Received) -> bool, timeout: Option<Duration>) -> Received {
-    let p = me();
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let mut deadline = None;
     // Items before `scanned` were offered to `accept` already and refused; an eviction
     // (`Overflow::DropOldest`) shifts them, and the scan starts again.
     let mut scanned = 0;
     let mut evictions = 0;
     loop {
-        {
+        // One lock per round: take a match, or store the waker and park. The process is
+        // borrowed, not cloned, and the borrow ends before the park.
+        let got = with_me(|p| {
             let mut st = p.lock_checked();
             if st.evictions != evictions {
                 evictions = st.evictions;
                 scanned = 0;
             }
             if let Some(i) = st.mailbox.iter().skip(scanned).position(&mut accept) {
-                let item = st.take(scanned + i).expect("index in range");
                 st.reductions += 1;
-                drop(st);
-                rusm_sched::coop::spend(1);
-                return item;
+                return Some(st.take(scanned + i).expect("index in range"));
             }
             scanned = st.mailbox.len();
-            st.waker = rusm_sched::current_waker();
-        }
-        match deadline {
-            None => rusm_sched::park(),
-            Some(d) => {
-                let now = Instant::now();
-                if now >= d {
-                    p.state.lock().waker = None;
-                    return Received::Timeout;
-                }
-                rusm_sched::park_timeout(d - now);
+            if timeout != Some(Duration::ZERO) {
+                st.waker = rusm_sched::current_waker();
             }
+            None
+        });
+        if let Some(item) = got {
+            rusm_sched::coop::spend(1);
+            return item;
         }
+        let Some(t) = timeout else {
+            rusm_sched::park();
+            continue;
+        };
+        let d = *deadline.get_or_insert_with(|| Instant::now() + t);
+        let now = Instant::now();
+        if now >= d {
+            with_me(|p| p.state.lock().waker = None);
+            return Received::Timeout;
+        }
+        rusm_sched::park_timeout(d - now);
     }
 }
 
@@ -846,7 +858,7 @@ pub fn receive_match(mut accept: impl FnMut(&Received) -> bool, timeout: Option<
 ///
 /// Outside a process.
 pub fn check() {
-    me().check_exit();
+    with_me(Process::check_exit);
     rusm_sched::coop::spend(1);
 }
 

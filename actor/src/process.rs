@@ -32,7 +32,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::Waker;
 
 use parking_lot::Mutex;
@@ -138,12 +138,34 @@ fn is_message(item: &Received) -> bool {
     matches!(item, Received::Message(_) | Received::Stream(_))
 }
 
+/// A process's strong reference to its node. Processes of one table shard share one
+/// `Arc<NodeInner>` clone through a `RefShard`, so spawns and exits on different workers
+/// do not all update one contended reference count (that line cost ~5% of a spawn storm).
+#[derive(Debug)]
+pub(crate) struct NodeRef(Arc<RefShard>);
+
+#[derive(Debug)]
+struct RefShard {
+    node: Arc<NodeInner>,
+}
+
+impl std::ops::Deref for NodeRef {
+    type Target = Arc<NodeInner>;
+
+    fn deref(&self) -> &Arc<NodeInner> {
+        &self.0.node
+    }
+}
+
 /// One process.
 #[derive(Debug)]
 pub(crate) struct Process {
     pub(crate) pid: Pid,
-    pub(crate) node: Arc<NodeInner>,
+    pub(crate) node: NodeRef,
     pub(crate) state: Mutex<State>,
+    /// Set (under the state lock) whenever `pending_exit` is; lets the hot paths skip the
+    /// lock when no signal waits.
+    pub(crate) signalled: AtomicBool,
     pub(crate) kind: &'static str,
 }
 
@@ -152,14 +174,41 @@ pub(crate) struct Process {
 struct Shard {
     slots: Vec<(u32, Option<Arc<Process>>)>,
     free: Vec<u32>,
+    /// The node reference this shard's processes share (weak: the processes own it).
+    node_ref: std::sync::Weak<RefShard>,
 }
 
 /// Shards in the process table. A pid's shard is `index % SHARDS`; 16 keeps two cores'
 /// spawns and exits from meeting on one lock most of the time.
 const SHARDS: u32 = 16;
 
-/// What every process of a node shares: the table, the registry, counters.
+/// Shards one thread's spawns rotate over: four consecutive ones, a different four for
+/// each new thread, so two workers spawning at once rarely meet on a shard lock (a shared
+/// counter here cost a contended cache line per spawn).
+const SHARDS_PER_THREAD: u32 = 4;
+
+fn local_shard() -> u32 {
+    use std::cell::Cell;
+    static THREADS: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static NEXT: Cell<(u32, u32)> = const { Cell::new((u32::MAX, 0)) };
+    }
+    NEXT.with(|c| {
+        let (mut base, i) = c.get();
+        if base == u32::MAX {
+            let t = THREADS.fetch_add(1, Ordering::Relaxed) as u32;
+            base = (t * SHARDS_PER_THREAD) % SHARDS;
+        }
+        c.set((base, i.wrapping_add(1)));
+        base + i % SHARDS_PER_THREAD
+    })
+}
+
+/// What every process of a node shares: the table, the registry, counters. Aligned so
+/// the `Arc`'s reference counts (touched by every spawn and exit) do not share a cache
+/// line with the fields every send reads.
 #[derive(Debug)]
+#[repr(align(128))]
 pub(crate) struct NodeInner {
     shards: Box<[Mutex<Shard>]>,
     registry: Mutex<HashMap<String, Pid>>,
@@ -186,8 +235,7 @@ impl NodeInner {
 
     /// Allocates a pid and registers a new (alive) process under it.
     pub(crate) fn insert(self: &Arc<Self>, kind: &'static str, init: State) -> Arc<Process> {
-        // Spread new processes over the shards by a rotating counter.
-        let shard_no = (self.next_ref.fetch_add(1, Ordering::Relaxed) % u64::from(SHARDS)) as u32;
+        let shard_no = local_shard();
         let mut shard = self.shards[shard_no as usize].lock();
         let (local, generation) = match shard.free.pop() {
             Some(i) => (i, shard.slots[i as usize].0),
@@ -200,10 +248,19 @@ impl NodeInner {
             index: local * SHARDS + shard_no,
             generation,
         };
+        let node_ref = match shard.node_ref.upgrade() {
+            Some(r) => r,
+            None => {
+                let r = Arc::new(RefShard { node: self.clone() });
+                shard.node_ref = Arc::downgrade(&r);
+                r
+            }
+        };
         let p = Arc::new(Process {
             pid,
-            node: self.clone(),
+            node: NodeRef(node_ref),
             state: Mutex::new(State { alive: true, ..init }),
+            signalled: AtomicBool::new(false),
             kind,
         });
         shard.slots[local as usize].1 = Some(p.clone());
@@ -280,9 +337,20 @@ impl NodeInner {
     }
 
     /// Delivers a message; a dead or unknown pid drops it (Erlang's send never fails).
+    /// The mailbox is written under the shard lock (shard, then process: no path takes
+    /// them the other way round), which saves two reference-count updates per send.
     pub(crate) fn send(&self, to: Pid, msg: Message) {
-        if let Some(p) = self.get(to) {
-            p.push(Received::Message(msg));
+        let w = {
+            let shard = self.shard(to.index).lock();
+            match shard.slots.get((to.index / SHARDS) as usize) {
+                Some((generation, Some(p))) if *generation == to.generation => {
+                    p.enqueue(Received::Message(msg))
+                }
+                _ => None,
+            }
+        };
+        if let Some(w) = w {
+            w.wake();
         }
     }
 }
@@ -291,20 +359,46 @@ impl Process {
     /// Appends to the mailbox (under its bound) and wakes the process. Dropped if it is
     /// dead.
     pub(crate) fn push(&self, item: Received) {
-        let w = {
-            let mut st = self.state.lock();
-            if !st.alive {
-                return;
-            }
-            let queued = st.enqueue(item);
-            if !queued && st.pending_exit.is_none() {
-                return;
-            }
-            st.waker.take()
-        };
-        if let Some(w) = w {
+        if let Some(w) = self.enqueue(item) {
             w.wake();
         }
+    }
+
+    /// Appends to the mailbox under its bound; returns the waker to wake (after the lock).
+    fn enqueue(&self, item: Received) -> Option<Waker> {
+        let mut st = self.state.lock();
+        if !st.alive {
+            return None;
+        }
+        let queued = st.enqueue(item);
+        if st.pending_exit.is_some() {
+            self.signalled.store(true, Ordering::Release);
+        } else if !queued {
+            return None;
+        }
+        st.waker.take()
+    }
+
+    /// Sets `pending_exit` (the caller holds the state lock) and the flag that goes with it.
+    pub(crate) fn mark(&self, st: &mut State, reason: ExitReason) {
+        st.pending_exit = Some(reason);
+        self.signalled.store(true, Ordering::Release);
+    }
+
+    fn take_pending(&self, st: &mut State) -> Option<ExitReason> {
+        let r = st.pending_exit.take();
+        if r.is_some() {
+            self.signalled.store(false, Ordering::Relaxed);
+        }
+        r
+    }
+
+    /// The pending exit, taken (future bodies act on it before each poll).
+    pub(crate) fn take_pending_exit(&self) -> Option<ExitReason> {
+        if !self.signalled.load(Ordering::Acquire) {
+            return None;
+        }
+        self.take_pending(&mut self.state.lock())
     }
 
     /// Ends the process: the exit protocol of the module docs. Idempotent.
@@ -381,7 +475,7 @@ impl Process {
     /// under this lock (it would find no waker to wake).
     pub(crate) fn lock_checked(&self) -> parking_lot::MutexGuard<'_, State> {
         let mut st = self.state.lock();
-        if let Some(reason) = st.pending_exit.take() {
+        if let Some(reason) = self.take_pending(&mut st) {
             drop(st);
             std::panic::resume_unwind(Box::new(ExitUnwind(reason)));
         }
@@ -391,8 +485,7 @@ impl Process {
     /// If an exit signal has marked this process, unwind it now (called by the process
     /// itself at its runtime calls).
     pub(crate) fn check_exit(&self) {
-        let pending = self.state.lock().pending_exit.take();
-        if let Some(reason) = pending {
+        if let Some(reason) = self.take_pending_exit() {
             std::panic::resume_unwind(Box::new(ExitUnwind(reason)));
         }
     }
@@ -417,16 +510,16 @@ pub(crate) fn deliver_exit(to: &Process, from: Pid, reason: ExitReason, link: bo
             st.links.remove(&from);
         }
         if reason == ExitReason::Kill {
-            st.pending_exit = Some(ExitReason::Killed);
+            to.mark(&mut st, ExitReason::Killed);
         } else if st.trap_exit {
             st.enqueue(Received::Exit { from, reason });
         } else if reason.is_normal() {
             if from != to.pid {
                 return;
             }
-            st.pending_exit = Some(ExitReason::Normal);
+            to.mark(&mut st, ExitReason::Normal);
         } else {
-            st.pending_exit = Some(reason);
+            to.mark(&mut st, reason);
         }
         st.waker.take()
     };

@@ -208,20 +208,28 @@ pub fn ping_pong(opts: &Opts) -> Result<Report, String> {
     let d = opts.duration();
     let (ops, elapsed, samples) = node
         .run(move || {
+            // B learns A's pid once, as the Tokio tasks are wired once; then both pass
+            // `()` (no allocation on either side).
             let b = rusm_otp::spawn(|| {
+                let Received::Message(m) = rusm_otp::receive() else { return };
+                let Ok(a) = m.downcast::<Pid>() else { return };
                 loop {
-                    let Received::Message(m) = rusm_otp::receive() else { continue };
-                    let Ok(from) = m.downcast::<Pid>() else { return };
-                    rusm_otp::send(from, Message::value(()));
+                    match rusm_otp::receive() {
+                        Received::Message(m) if m.downcast_ref::<()>().is_some() => {
+                            rusm_otp::send(a, Message::value(()));
+                        }
+                        _ => return,
+                    }
                 }
             })
             .expect("spawn B");
             let me = rusm_otp::self_pid();
+            rusm_otp::send(b, Message::value(me));
             let started = Instant::now();
             let mut s = Sampler::new(PINGPONG_SAMPLE_EVERY, started + d);
             loop {
                 let t0 = s.start();
-                rusm_otp::send(b, Message::value(me));
+                rusm_otp::send(b, Message::value(()));
                 let _ = rusm_otp::receive();
                 if s.done(t0) {
                     break;

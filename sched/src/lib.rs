@@ -148,6 +148,12 @@ pub fn task_data<D: std::any::Any + Send + Sync>() -> Option<Arc<D>> {
     data.downcast::<D>().ok()
 }
 
+/// Runs `f` on a borrow of the running task's data, if it is a `D` (no reference-count
+/// traffic, unlike [`task_data`]); `None` outside a task or for another type.
+pub fn with_task_data<D: std::any::Any + Send + Sync, R>(f: impl FnOnce(&D) -> R) -> Option<R> {
+    task::with_current_task(|t| t.data.as_deref().and_then(|d| d.downcast_ref::<D>()).map(f)).flatten()
+}
+
 /// Is this thread unwinding a task that the runtime cancelled at shutdown? Destructors and
 /// exit handlers use it to skip work that needs a live runtime.
 pub fn is_cancelling() -> bool {

@@ -30,8 +30,8 @@
 //!   for either call.
 //!
 //! [`GuardMode::Auto`] (the default) gives new stacks `Permanent` guards until their
-//! mappings would reach a quarter of `vm.max_map_count` (an eighth of it in stacks: about
-//! 8k by default), and `WhileRunning` guards after that: the common case
+//! mappings would reach half of `vm.max_map_count` (a quarter of it in stacks: about
+//! 16k by default), and `WhileRunning` guards after that: the common case
 //! pays nothing per switch, and a million fibers still fit.
 //!
 //! # Invariants
@@ -54,8 +54,8 @@ use parking_lot::Mutex;
 /// How the guard page below each fiber stack is kept. See the module docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GuardMode {
-    /// A permanent `PROT_NONE` guard page for the first stacks (using up to a quarter of
-    /// `vm.max_map_count` in mappings, about 8k stacks by default), then
+    /// A permanent `PROT_NONE` guard page for the first stacks (using up to half of
+    /// `vm.max_map_count` in mappings, about 16k stacks by default), then
     /// [`GuardMode::WhileRunning`] for the rest.
     #[default]
     Auto,
@@ -208,7 +208,9 @@ pub(crate) struct StackPool {
     /// Stacks above this many (idle, in the global pool) have their pages returned to the
     /// kernel when freed.
     keep_resident: usize,
-    /// Permanent-guard stacks allowed under `Auto` (a quarter of `vm.max_map_count`).
+    /// Mappings permanent-guard stacks may use under `Auto` (half of `vm.max_map_count`:
+    /// a ring of 10k processes resumes each in turn, and `mprotect` on every resume of a
+    /// `WhileRunning` stack made it 8x slower than with permanent guards).
     permanent_budget: usize,
     free: Mutex<Vec<FiberStack>>,
     /// Written under `free`'s lock by chunk creation; read by anyone for counters.
@@ -232,7 +234,7 @@ impl StackPool {
             usable,
             mode,
             keep_resident,
-            permanent_budget: max_map_count() / 4,
+            permanent_budget: max_map_count() / 2,
             free: Mutex::new(Vec::new()),
             permanent_stacks: AtomicUsize::new(0),
             total_stacks: AtomicUsize::new(0),
