@@ -474,7 +474,7 @@ pub fn fault_recovery(opts: &Opts) -> Result<Report, String> {
 pub fn stream_pipe(opts: &Opts) -> Result<Report, String> {
     let node = node(opts)?;
     let d = opts.duration();
-    let (bytes, elapsed) = node
+    let (bytes, written, elapsed) = node
         .run(move || {
             let me = rusm_otp::self_pid();
             let reader = rusm_otp::spawn(move || {
@@ -493,16 +493,21 @@ pub fn stream_pipe(opts: &Opts) -> Result<Report, String> {
             let mut w = rusm_otp::stream::open(reader).expect("open a stream");
             let chunk = vec![0x5au8; CHUNK];
             let started = Instant::now();
+            let mut written = 0u64;
             while started.elapsed() < d {
                 if w.write_all(&chunk).is_err() {
                     break;
                 }
+                written += CHUNK as u64;
             }
             w.close();
             let total = expect_u64(rusm_otp::receive());
-            (total, started.elapsed())
+            (total, written, started.elapsed())
         })
         .map_err(|e| format!("the stream writer failed: {e}"))?;
+    if bytes != written {
+        return Err(format!("the reader got {bytes} bytes of {written} written"));
+    }
     let rusm = Side {
         name: "rusm-otp",
         ops: bytes,
@@ -531,7 +536,7 @@ pub fn stream_pipe(opts: &Opts) -> Result<Report, String> {
     drop(tx);
     let t_bytes = reader.join().map_err(|_| "the pipe reader panicked")?;
     let baseline = Side {
-        name: "os pipe (baseline)",
+        name: "os pipe",
         ops: t_bytes,
         elapsed: started.elapsed(),
         lat: Stats::default(),

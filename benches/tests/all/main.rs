@@ -32,6 +32,36 @@ fn spawn_storm_reports_both_sides() {
     let v = run(&["run", "spawn-storm", "0.2", "--json", "--workers", "2"]);
     assert_eq!(v["scenario"], "spawn-storm");
     assert_sides_measured(&v);
+    assert!(v["target_met"].is_boolean(), "{v}");
+}
+
+#[test]
+fn fiber_storm_reports_both_sides() {
+    let v = run(&["run", "fiber-storm", "0.2", "--json", "--workers", "2"]);
+    assert_sides_measured(&v);
+}
+
+#[test]
+fn otp_scenarios_report_both_sides() {
+    for args in [
+        &["run", "ping-pong", "0.2", "--json", "--workers", "2"][..],
+        &["run", "ring", "0.1", "--json", "--workers", "2", "--count", "200"],
+        &["run", "fault-recovery", "0.2", "--json", "--workers", "2"],
+        &["run", "stream-pipe", "0.2", "--json", "--workers", "2"],
+    ] {
+        let v = run(args);
+        assert_eq!(v["scenario"], args[1]);
+        assert_sides_measured(&v);
+    }
+}
+
+#[test]
+fn idle_processes_reports_bytes_per_process() {
+    let v = run(&["run", "idle-processes", "0.1", "--json", "--count", "2000"]);
+    assert_eq!(v["scenario"], "idle-processes");
+    assert_eq!(v["rusm"]["name"], "rusm-otp", "{v}");
+    assert!(v["rusm"]["bytes_per_task"].is_number(), "{v}");
+    assert!(v["baseline"]["bytes_per_task"].is_number(), "{v}");
 }
 
 #[test]
