@@ -167,6 +167,21 @@ pub struct ProcessInfo {
     pub reductions: u64,
     /// Body kind (`"native"`; the Wasm host adds its own).
     pub kind: &'static str,
+    /// What it is doing (Erlang's `status` item).
+    pub status: ProcessStatus,
+}
+
+/// [`ProcessInfo::status`], as Erlang's `process_info(Pid, status)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessStatus {
+    /// It is the process asking.
+    Running,
+    /// Scheduled or running on another worker.
+    Runnable,
+    /// Parked in a receive (or a stream or socket wait) until something arrives.
+    Waiting,
+    /// An exit signal has marked it; it ends at its next runtime call.
+    Exiting,
 }
 
 /// A node: a scheduler plus a process table and registry.
@@ -633,6 +648,15 @@ fn info_in(node: &NodeInner, pid: Pid) -> Option<ProcessInfo> {
         mailbox_capacity: st.capacity,
         mailbox_dropped: st.dropped,
         groups: st.groups.clone(),
+        status: if st.pending_exit.is_some() {
+            ProcessStatus::Exiting
+        } else if try_self_pid() == Some(pid) {
+            ProcessStatus::Running
+        } else if st.waker.is_some() {
+            ProcessStatus::Waiting
+        } else {
+            ProcessStatus::Runnable
+        },
         reductions: st.reductions,
         kind: p.kind,
     })

@@ -103,6 +103,13 @@ fn info_reports_links_names_and_labels() {
         assert_eq!(i.links, vec![child]);
         assert!(i.trap_exit);
         assert_eq!(i.kind, "native");
+        assert_eq!(i.status, rusm_otp::ProcessStatus::Running);
+        // The child parks in its receive: Waiting.
+        let end = std::time::Instant::now() + crate::T;
+        while rusm_otp::info(child).unwrap().status != rusm_otp::ProcessStatus::Waiting {
+            assert!(std::time::Instant::now() < end, "the child never showed as waiting");
+            rusm_sched::sleep(std::time::Duration::from_millis(1));
+        }
         assert!(rusm_otp::processes().contains(&child));
         assert!(rusm_otp::is_alive(child));
     })
