@@ -8,10 +8,12 @@
 //!  run:   the body; receive parks the fiber; exit signals that kill are noted and the
 //!         process unwinds at its next runtime call (receive, send, check)
 //!  exit:  reason = normal | panic -> crashed | killed | exit signal's reason
-//!         1. mark dead (sends to it are now dropped), take links, monitors, names
+//!         1. mark dead (sends to it are now dropped), take links, monitors, names;
+//!            break the stream ends it owns if the reason is abnormal; leave its groups
 //!         2. release its registered names          (before any signal goes out)
 //!         3. free its table slot
-//!         4. exit signal to every linked process, Down to every monitor
+//!         4. drop the monitors it held on others
+//!         5. exit signal to every linked process, Down to every monitor
 //! ```
 //!
 //! # Signals

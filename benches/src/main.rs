@@ -11,18 +11,23 @@
 //! for `<seconds>`, on the same number of worker threads (`--workers`, default: one per CPU).
 //! One row per side:
 //!
-//! - `rate/s`: completed operations per second of wall time (spawn-storm: children spawned
-//!   and joined; fiber-pingpong: round trips A -> B -> A).
-//! - `p50` / `p99`: latency quantiles of sampled operations. spawn-storm samples the time
+//! - `rate/s`: completed operations per second of wall time (spawn-storm: processes that
+//!   ran, replied and were reaped; fiber-storm: fibers spawned and joined; ping-pong and
+//!   fiber-pingpong: round trips A -> B -> A; ring: hops; fault-recovery: restarts;
+//!   stream-pipe: bytes). The scenario modules (`otp.rs`, `spawn_storm.rs`, `pingpong.rs`)
+//!   say exactly what each side does.
+//! - `p50` / `p99`: latency quantiles of sampled operations. The storms sample the time
 //!   spent inside the `spawn` call itself (every 64th spawn), not the time to completion,
-//!   which would mostly measure queueing behind the 1024 children in flight. fiber-pingpong
-//!   samples every 16th round trip; its `mean` column is wall time / round trips.
+//!   which would mostly measure queueing behind the 1024 children in flight. The ping-pongs
+//!   sample every 16th round trip; their `mean` column is wall time / round trips.
 //! - `ratio`: how RUSM compares, on the `ratio_meaning` printed below the table (and in the
 //!   JSON): RUSM rate / baseline rate for throughput scenarios, baseline mean RTT / RUSM
-//!   mean RTT for fiber-pingpong. Above 1.00x, RUSM is ahead.
+//!   mean RTT for the ping-pongs. Above 1.00x, RUSM is ahead. A `target:` line (and
+//!   `target_met` in the JSON) says whether the scenario's target was met in this run.
 //!
-//! `idle-fibers` measures memory instead: RSS and page-table bytes per parked task (target
-//! for RUSM: 4,608 B), the process's kernel mappings, and the time to spawn, park and tear
+//! `idle-fibers` and `idle-processes` measure memory instead: RSS and page-table bytes per
+//! parked task (targets for RUSM: 4,608 B per fiber, 5,000 B per process), the process's
+//! kernel mappings, and the time to spawn, park and tear
 //! down `--count N` tasks (default 100,000); `<seconds>` is how long they are held idle
 //! before the second reading. Its ratio is RUSM bytes / Tokio bytes: *lower* is better for
 //! RUSM (a stackful fiber owns at least one stack page, a Tokio task does not). With
