@@ -315,6 +315,21 @@ pub fn child_main(args: &[String]) {
     }
 }
 
+/// After the spawns: waits until all `count` have parked, holds them idle for `hold`, and
+/// reads memory. Returns (spawn time, time until all parked, the reading).
+fn hold_parked(
+    parked: &AtomicUsize,
+    count: usize,
+    t0: Instant,
+    hold: Duration,
+) -> Result<(Duration, Duration, Probe), String> {
+    let spawn = t0.elapsed();
+    wait_parked(parked, count, t0)?;
+    let all_parked = t0.elapsed();
+    std::thread::sleep(hold);
+    Ok((spawn, all_parked, probe()))
+}
+
 fn wait_parked(parked: &AtomicUsize, count: usize, since: Instant) -> Result<(), String> {
     loop {
         let n = parked.load(Ordering::Acquire);
@@ -374,11 +389,7 @@ fn rusm_side(count: usize, workers: usize, hold: Duration) -> Result<Measured, S
     let handles = spawner
         .join()
         .map_err(|e| format!("the spawner failed: {e}"))??;
-    let spawn = t0.elapsed();
-    wait_parked(&parked, count, t0)?;
-    let all_parked = t0.elapsed();
-    std::thread::sleep(hold);
-    let after = probe();
+    let (spawn, all_parked, after) = hold_parked(&parked, count, t0, hold)?;
     let stacks = rt.handle().counters().stacks_mapped;
 
     let t1 = Instant::now();
@@ -407,7 +418,8 @@ fn rusm_side(count: usize, workers: usize, hold: Duration) -> Result<Measured, S
     })
 }
 
-fn tokio_side(count: usize, workers: usize, hold: Duration) -> Result<Measured, String> {
+/// A Tokio runtime with its workers running (the warm-up both Tokio sides do).
+fn warm_tokio(workers: usize) -> Result<tokio::runtime::Runtime, String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .build()
@@ -417,6 +429,11 @@ fn tokio_side(count: usize, workers: usize, hold: Duration) -> Result<Measured, 
             let _ = tokio::spawn(async {}).await;
         }
     });
+    Ok(rt)
+}
+
+fn tokio_side(count: usize, workers: usize, hold: Duration) -> Result<Measured, String> {
+    let rt = warm_tokio(workers)?;
     let notify = Arc::new(Notify::new());
     let parked = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -455,11 +472,7 @@ fn tokio_side(count: usize, workers: usize, hold: Duration) -> Result<Measured, 
     let handles = rt
         .block_on(async move { tokio::spawn(spawner).await })
         .map_err(|e| format!("the tokio spawner failed: {e}"))?;
-    let spawn = t0.elapsed();
-    wait_parked(&parked, count, t0)?;
-    let all_parked = t0.elapsed();
-    std::thread::sleep(hold);
-    let after = probe();
+    let (spawn, all_parked, after) = hold_parked(&parked, count, t0, hold)?;
 
     let t1 = Instant::now();
     stop.store(true, Ordering::Release);
@@ -517,11 +530,7 @@ fn otp_side(count: usize, workers: usize, hold: Duration) -> Result<Measured, St
         })
         .map_err(|e| format!("the spawner failed: {e}"))??
     };
-    let spawn = t0.elapsed();
-    wait_parked(&parked, count, t0)?;
-    let all_parked = t0.elapsed();
-    std::thread::sleep(hold);
-    let after = probe();
+    let (spawn, all_parked, after) = hold_parked(&parked, count, t0, hold)?;
     let stacks = node.handle().counters().stacks_mapped;
 
     let t1 = Instant::now();
@@ -548,15 +557,7 @@ fn otp_side(count: usize, workers: usize, hold: Duration) -> Result<Measured, St
 }
 
 fn tokio_mpsc_side(count: usize, workers: usize, hold: Duration) -> Result<Measured, String> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .build()
-        .map_err(|e| format!("building the tokio runtime: {e}"))?;
-    rt.block_on(async move {
-        for _ in 0..workers * 8 {
-            let _ = tokio::spawn(async {}).await;
-        }
-    });
+    let rt = warm_tokio(workers)?;
     let parked = Arc::new(AtomicUsize::new(0));
     std::thread::sleep(Duration::from_millis(50));
 
@@ -581,11 +582,7 @@ fn tokio_mpsc_side(count: usize, workers: usize, hold: Duration) -> Result<Measu
     let tasks = rt
         .block_on(async move { tokio::spawn(spawner).await })
         .map_err(|e| format!("the tokio spawner failed: {e}"))?;
-    let spawn = t0.elapsed();
-    wait_parked(&parked, count, t0)?;
-    let all_parked = t0.elapsed();
-    std::thread::sleep(hold);
-    let after = probe();
+    let (spawn, all_parked, after) = hold_parked(&parked, count, t0, hold)?;
 
     let t1 = Instant::now();
     rt.block_on(async move {

@@ -76,7 +76,7 @@ fn expect_u64(r: Received) -> u64 {
 
 // ---- spawn-storm ----
 
-type SpawnerResult = (u64, Vec<u64>);
+use crate::spawn_storm::SpawnerResult;
 
 pub fn spawn_storm(opts: &Opts) -> Result<Report, String> {
     let node = node(opts)?;
@@ -101,7 +101,7 @@ pub fn spawn_storm(opts: &Opts) -> Result<Report, String> {
                 .collect::<Vec<_>>()
         })
         .map_err(|e| format!("the rusm spawners failed: {e}"))?;
-    let rusm = storm_side("rusm-otp", started, results);
+    let rusm = crate::spawn_storm::side("rusm-otp", started, results);
     let left = node.processes().len();
     drop(node);
 
@@ -116,7 +116,7 @@ pub fn spawn_storm(opts: &Opts) -> Result<Report, String> {
         }
         out
     });
-    let baseline = storm_side("tokio (baseline)", started, results);
+    let baseline = crate::spawn_storm::side("tokio (baseline)", started, results);
     let mut r = report(
         rusm,
         baseline,
@@ -132,20 +132,6 @@ pub fn spawn_storm(opts: &Opts) -> Result<Report, String> {
     Ok(r)
 }
 
-fn storm_side(name: &'static str, started: Instant, results: Vec<SpawnerResult>) -> Side {
-    let elapsed = started.elapsed();
-    let (mut ops, mut samples) = (0, Vec::new());
-    for (n, s) in results {
-        ops += n;
-        samples.extend(s);
-    }
-    Side {
-        name,
-        ops,
-        elapsed,
-        lat: Stats::new(samples),
-    }
-}
 
 fn otp_spawner(deadline: Instant) -> SpawnerResult {
     let me = rusm_otp::self_pid();
@@ -248,40 +234,8 @@ pub fn ping_pong(opts: &Opts) -> Result<Report, String> {
     };
     drop(node);
 
-    let rt = tokio_rt(opts)?;
-    let baseline = rt.block_on(async move {
-        let (tx_ab, mut rx_ab) = mpsc::channel::<()>(1);
-        let (tx_ba, mut rx_ba) = mpsc::channel::<()>(1);
-        let b = tokio::spawn(async move {
-            while rx_ab.recv().await.is_some() {
-                if tx_ba.send(()).await.is_err() {
-                    break;
-                }
-            }
-        });
-        let a = tokio::spawn(async move {
-            let started = Instant::now();
-            let mut s = Sampler::new(PINGPONG_SAMPLE_EVERY, started + d);
-            loop {
-                let t0 = s.start();
-                if tx_ab.send(()).await.is_err() || rx_ba.recv().await.is_none() {
-                    break;
-                }
-                if s.done(t0) {
-                    break;
-                }
-            }
-            Side {
-                name: "tokio (baseline)",
-                ops: s.ops(),
-                elapsed: started.elapsed(),
-                lat: Stats::new(s.into_samples()),
-            }
-        });
-        let side = a.await.map_err(|e| format!("task A failed: {e}"));
-        let _ = b.await;
-        side
-    })?;
+    // The same Tokio side as fiber-pingpong.
+    let baseline = crate::pingpong::run_tokio(opts)?;
     let mut r = report(
         rusm,
         baseline,
@@ -478,16 +432,8 @@ pub fn stream_pipe(opts: &Opts) -> Result<Report, String> {
         .run(move || {
             let me = rusm_otp::self_pid();
             let reader = rusm_otp::spawn(move || {
-                let Received::Stream(mut s) = rusm_otp::receive() else { return };
-                let mut buf = vec![0u8; CHUNK];
-                let mut total = 0u64;
-                while let Ok(n) = s.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    total += n as u64;
-                }
-                rusm_otp::send(me, Message::value(total));
+                let Received::Stream(s) = rusm_otp::receive() else { return };
+                rusm_otp::send(me, Message::value(drain(s)));
             })
             .expect("spawn the reader");
             let mut w = rusm_otp::stream::open(reader).expect("open a stream");
@@ -516,18 +462,8 @@ pub fn stream_pipe(opts: &Opts) -> Result<Report, String> {
     };
     drop(node);
 
-    let (mut rx, mut tx) = std::io::pipe().map_err(|e| format!("creating an OS pipe: {e}"))?;
-    let reader = std::thread::spawn(move || {
-        let mut buf = vec![0u8; CHUNK];
-        let mut total = 0u64;
-        while let Ok(n) = rx.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            total += n as u64;
-        }
-        total
-    });
+    let (rx, mut tx) = std::io::pipe().map_err(|e| format!("creating an OS pipe: {e}"))?;
+    let reader = std::thread::spawn(move || drain(rx));
     let chunk = vec![0x5au8; CHUNK];
     let started = Instant::now();
     while started.elapsed() < d {
@@ -552,4 +488,17 @@ pub fn stream_pipe(opts: &Opts) -> Result<Report, String> {
     );
     target(&mut r, "stream-pipe >= 1.0x an OS pipe", 1.0);
     Ok(r)
+}
+
+/// Reads `r` to its end in `CHUNK` reads; the byte count (an error ends it too).
+fn drain(mut r: impl Read) -> u64 {
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    while let Ok(n) = r.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    total
 }

@@ -148,7 +148,7 @@ fn run_rusm(opts: &Opts) -> Result<(Side, rusm_sched::RuntimeCounters), String> 
     Ok((side, rt.handle().counters()))
 }
 
-fn run_tokio(opts: &Opts) -> Result<Side, String> {
+pub(crate) fn run_tokio(opts: &Opts) -> Result<Side, String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(opts.workers)
         .build()

@@ -14,7 +14,7 @@ const IN_FLIGHT: usize = 1024;
 const SAMPLE_EVERY: u64 = 64;
 
 /// What one spawner hands back: children completed, spawn-call samples (ns).
-type SpawnerResult = (u64, Vec<u64>);
+pub(crate) type SpawnerResult = (u64, Vec<u64>);
 
 pub fn run(opts: &Opts) -> Result<Report, String> {
     let (rusm, counters) = run_rusm(opts)?;
@@ -54,7 +54,7 @@ pub fn run(opts: &Opts) -> Result<Report, String> {
 }
 
 /// Sums the spawners' counts and samples into a `Side`.
-fn side(name: &'static str, started: Instant, results: Vec<SpawnerResult>) -> Side {
+pub(crate) fn side(name: &'static str, started: Instant, results: Vec<SpawnerResult>) -> Side {
     let elapsed = started.elapsed();
     let mut ops = 0;
     let mut samples = Vec::new();
