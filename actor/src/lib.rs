@@ -408,7 +408,12 @@ fn prepare(
 ) -> (Arc<Process>, Spawned) {
     let init = State {
         trap_exit: opts.trap_exit,
-        label: opts.label,
+        cold: opts.label.map(|label| {
+            Box::new(process::Cold {
+                label: Some(label),
+                ..process::Cold::default()
+            })
+        }),
         capacity: opts.mailbox_capacity,
         overflow: opts.overflow,
         peak: opts.track_mailbox.then_some(0),
@@ -420,13 +425,13 @@ fn prepare(
         let mut ps = parent.state.lock();
         let mut cs = p.state.lock();
         if opts.link {
-            ps.links.insert(p.pid);
-            cs.links.insert(parent.pid);
+            ps.cold().links.insert(p.pid);
+            cs.cold().links.insert(parent.pid);
         }
         if opts.monitor {
             let r = node.new_ref();
-            ps.monitoring.insert(r, p.pid);
-            cs.monitored_by.insert(r, parent.pid);
+            ps.cold().monitoring.insert(r, p.pid);
+            cs.cold().monitored_by.insert(r, parent.pid);
             monitor_ref = Some(r);
         }
     }
@@ -447,15 +452,19 @@ fn undo(
 ) -> SpawnError {
     if let Some(parent) = parent {
         let mut ps = parent.state.lock();
-        ps.links.remove(&p.pid);
-        if let Some(r) = spawned.monitor {
-            ps.monitoring.remove(&r);
+        if let Some(c) = ps.cold_mut() {
+            c.links.remove(&p.pid);
+            if let Some(r) = spawned.monitor {
+                c.monitoring.remove(&r);
+            }
         }
     }
     {
         let mut cs = p.state.lock();
-        cs.links.clear();
-        cs.monitored_by.clear();
+        if let Some(c) = cs.cold_mut() {
+            c.links.clear();
+            c.monitored_by.clear();
+        }
     }
     p.exit(ExitReason::NoProc);
     SpawnError::Sched(e)
@@ -635,19 +644,20 @@ pub fn cancel_timer(t: TimerRef) -> bool {
 fn info_in(node: &NodeInner, pid: Pid) -> Option<ProcessInfo> {
     let p = node.get(pid)?;
     let st = p.state.lock();
+    let cold = st.cold.as_deref();
     Some(ProcessInfo {
         pid,
-        label: st.label.clone(),
-        name: st.name.clone(),
-        links: st.links.iter().copied().collect(),
-        monitors: st.monitoring.values().copied().collect(),
-        monitored_by: st.monitored_by.values().copied().collect(),
+        label: cold.and_then(|c| c.label.clone()),
+        name: cold.and_then(|c| c.name.clone()),
+        links: cold.map(|c| c.links.iter().copied().collect()).unwrap_or_default(),
+        monitors: cold.map(|c| c.monitoring.values().copied().collect()).unwrap_or_default(),
+        monitored_by: cold.map(|c| c.monitored_by.values().copied().collect()).unwrap_or_default(),
         trap_exit: st.trap_exit,
         mailbox_len: st.mailbox.len(),
         mailbox_peak: st.peak,
         mailbox_capacity: st.capacity,
         mailbox_dropped: st.dropped,
-        groups: st.groups.clone(),
+        groups: cold.map(|c| c.groups.clone()).unwrap_or_default(),
         status: if st.pending_exit.is_some() {
             ProcessStatus::Exiting
         } else if try_self_pid() == Some(pid) {
@@ -902,12 +912,12 @@ pub fn link(pid: Pid) {
             let alive = {
                 let mut os = other.state.lock();
                 if os.alive {
-                    os.links.insert(p.pid);
+                    os.cold().links.insert(p.pid);
                 }
                 os.alive
             };
             if alive {
-                p.state.lock().links.insert(pid);
+                p.state.lock().cold().links.insert(pid);
                 return;
             }
             deliver_exit(&p, pid, ExitReason::NoProc, false);
@@ -924,9 +934,13 @@ pub fn link(pid: Pid) {
 /// Outside a process.
 pub fn unlink(pid: Pid) {
     let p = me();
-    p.state.lock().links.remove(&pid);
-    if let Some(other) = p.node.get(pid) {
-        other.state.lock().links.remove(&p.pid);
+    if let Some(c) = p.state.lock().cold_mut() {
+        c.links.remove(&pid);
+    }
+    if let Some(other) = p.node.get(pid)
+        && let Some(c) = other.state.lock().cold_mut()
+    {
+        c.links.remove(&p.pid);
     }
 }
 
@@ -942,9 +956,9 @@ pub fn monitor(pid: Pid) -> MonitorRef {
     if let Some(target) = p.node.get(pid) {
         let mut ts = target.state.lock();
         if ts.alive {
-            ts.monitored_by.insert(r, p.pid);
+            ts.cold().monitored_by.insert(r, p.pid);
             drop(ts);
-            p.state.lock().monitoring.insert(r, pid);
+            p.state.lock().cold().monitoring.insert(r, pid);
             return r;
         }
     }
@@ -964,9 +978,11 @@ pub fn monitor(pid: Pid) -> MonitorRef {
 /// Outside a process.
 pub fn demonitor(monitor: MonitorRef, flush: bool) -> bool {
     let p = me();
-    let target = p.state.lock().monitoring.remove(&monitor);
-    if let Some(t) = target.and_then(|t| p.node.get(t)) {
-        t.state.lock().monitored_by.remove(&monitor);
+    let target = p.state.lock().cold_mut().and_then(|c| c.monitoring.remove(&monitor));
+    if let Some(t) = target.and_then(|t| p.node.get(t))
+        && let Some(c) = t.state.lock().cold_mut()
+    {
+        c.monitored_by.remove(&monitor);
     }
     if flush {
         p.state
@@ -1085,5 +1101,5 @@ pub fn info(pid: Pid) -> Option<ProcessInfo> {
 ///
 /// Outside a process.
 pub fn set_label(label: impl Into<String>) {
-    me().state.lock().label = Some(label.into());
+    me().state.lock().cold().label = Some(label.into());
 }

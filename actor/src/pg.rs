@@ -19,7 +19,7 @@ impl NodeInner {
         if !st.alive {
             return false;
         }
-        st.groups.push(group.to_owned());
+        st.cold().groups.push(group.to_owned());
         self.groups.lock().entry(group.to_owned()).or_default().push(pid);
         true
     }
@@ -30,10 +30,13 @@ impl NodeInner {
             return false;
         };
         let mut st = p.state.lock();
-        let Some(i) = st.groups.iter().position(|g| g == group) else {
+        let Some(cold) = st.cold_mut() else {
             return false;
         };
-        st.groups.swap_remove(i);
+        let Some(i) = cold.groups.iter().position(|g| g == group) else {
+            return false;
+        };
+        cold.groups.swap_remove(i);
         self.remove_member(&mut self.groups.lock(), group, pid);
         true
     }

@@ -45,28 +45,23 @@ use crate::{ExitReason, Message, MonitorRef, Pid, Received};
 /// `resume_unwind` skips the panic hook).
 pub(crate) struct ExitUnwind(pub(crate) ExitReason);
 
-/// Mutable state of one process, under one lock.
+/// Mutable state of one process, under one lock. What every send and receive touches
+/// stays here; what most processes never use is in [`Cold`], allocated on first use, so
+/// the hot state is a few cache lines (a ring of 10k processes touches one per hop).
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub(crate) alive: bool,
+    pub(crate) trap_exit: bool,
     pub(crate) mailbox: VecDeque<Received>,
     pub(crate) waker: Option<Waker>,
     /// Set by an exit signal that kills this process; acted on at its next runtime call.
     pub(crate) pending_exit: Option<ExitReason>,
-    pub(crate) links: HashSet<Pid>,
-    /// Monitors this process holds: ref -> monitored pid.
-    pub(crate) monitoring: HashMap<MonitorRef, Pid>,
-    /// Monitors on this process: ref -> monitoring pid.
-    pub(crate) monitored_by: HashMap<MonitorRef, Pid>,
-    pub(crate) trap_exit: bool,
-    pub(crate) name: Option<String>,
-    pub(crate) label: Option<String>,
     pub(crate) reductions: u64,
+    /// Messages (not signals) in the mailbox now.
+    pub(crate) messages: usize,
     /// Messages the mailbox holds at most (signals are never counted or refused).
     pub(crate) capacity: Option<usize>,
     pub(crate) overflow: crate::Overflow,
-    /// Messages (not signals) in the mailbox now.
-    pub(crate) messages: usize,
     /// The deepest the mailbox has been, when tracking is on.
     pub(crate) peak: Option<usize>,
     /// Messages lost to the overflow policy.
@@ -74,6 +69,19 @@ pub(crate) struct State {
     /// Messages evicted from the middle of a scan (`DropOldest`): a selective receive
     /// in progress starts its scan again when this moves.
     pub(crate) evictions: u64,
+    pub(crate) cold: Option<Box<Cold>>,
+}
+
+/// The parts of a process's state most processes never use.
+#[derive(Debug, Default)]
+pub(crate) struct Cold {
+    pub(crate) links: HashSet<Pid>,
+    /// Monitors this process holds: ref -> monitored pid.
+    pub(crate) monitoring: HashMap<MonitorRef, Pid>,
+    /// Monitors on this process: ref -> monitoring pid.
+    pub(crate) monitored_by: HashMap<MonitorRef, Pid>,
+    pub(crate) name: Option<String>,
+    pub(crate) label: Option<String>,
     /// Process groups joined (one entry per join, as Erlang's pg).
     pub(crate) groups: Vec<String>,
     /// Stream ends owned by this process, broken if it exits abnormally.
@@ -81,6 +89,16 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// The cold state, allocated if this is its first use.
+    pub(crate) fn cold(&mut self) -> &mut Cold {
+        self.cold.get_or_insert_with(Box::default)
+    }
+
+    /// The cold state if it exists (for removals, which never need to allocate it).
+    pub(crate) fn cold_mut(&mut self) -> Option<&mut Cold> {
+        self.cold.as_deref_mut()
+    }
+
     /// Queues an item, applying the mailbox bound to messages. Returns `false` if the
     /// item was refused (a full mailbox under `DropNewest`).
     pub(crate) fn enqueue(&mut self, item: Received) -> bool {
@@ -316,10 +334,11 @@ impl NodeInner {
         if !st.alive {
             return Err(crate::RegisterError::NoProc);
         }
-        if st.name.is_some() {
+        let cold = st.cold();
+        if cold.name.is_some() {
             return Err(crate::RegisterError::AlreadyRegistered);
         }
-        st.name = Some(name.to_owned());
+        cold.name = Some(name.to_owned());
         reg.insert(name.to_owned(), pid);
         Ok(())
     }
@@ -329,7 +348,9 @@ impl NodeInner {
             return false;
         };
         if let Some(p) = self.get(pid) {
-            p.state.lock().name = None;
+            if let Some(c) = p.state.lock().cold_mut() {
+                c.name = None;
+            }
         }
         true
     }
@@ -405,7 +426,7 @@ impl Process {
 
     /// Ends the process: the exit protocol of the module docs. Idempotent.
     pub(crate) fn exit(&self, reason: ExitReason) {
-        let (links, monitored_by, monitoring, name) = {
+        let cold = {
             let mut st = self.state.lock();
             if !st.alive {
                 return;
@@ -414,22 +435,29 @@ impl Process {
             st.mailbox.clear();
             st.messages = 0;
             st.waker = None;
+            let Some(mut cold) = st.cold.take() else {
+                drop(st);
+                // Nothing linked, monitored, named or grouped: free the slot and go.
+                self.node.remove(self.pid);
+                return;
+            };
             if !reason.is_normal() {
-                for pipe in st.streams.drain(..).filter_map(|w| w.upgrade()) {
+                for pipe in cold.streams.drain(..).filter_map(|w| w.upgrade()) {
                     pipe.owner_crashed(self.pid, &reason);
                 }
             }
-            let groups = std::mem::take(&mut st.groups);
-            if !groups.is_empty() {
-                self.node.leave_all(self.pid, &groups);
+            if !cold.groups.is_empty() {
+                self.node.leave_all(self.pid, &cold.groups);
             }
-            (
-                std::mem::take(&mut st.links),
-                std::mem::take(&mut st.monitored_by),
-                std::mem::take(&mut st.monitoring),
-                st.name.take(),
-            )
+            cold
         };
+        let Cold {
+            links,
+            monitoring,
+            monitored_by,
+            name,
+            ..
+        } = *cold;
         let node = &self.node;
         // 2. Names first, so a process told of our death can register the name again.
         if let Some(name) = name {
@@ -443,7 +471,9 @@ impl Process {
         // Monitors we held: the targets need not tell us any more.
         for (r, target) in monitoring {
             if let Some(t) = node.get(target) {
-                t.state.lock().monitored_by.remove(&r);
+                if let Some(c) = t.state.lock().cold_mut() {
+                    c.monitored_by.remove(&r);
+                }
             }
         }
         // 4. Signals.
@@ -460,7 +490,11 @@ impl Process {
         for (monitor, watcher) in monitored_by {
             if let Some(w) = node.get(watcher) {
                 // A watcher that demonitored meanwhile gets nothing.
-                let active = w.state.lock().monitoring.remove(&monitor).is_some();
+                let active = w
+                    .state
+                    .lock()
+                    .cold_mut()
+                    .is_some_and(|c| c.monitoring.remove(&monitor).is_some());
                 if active {
                     w.push(Received::Down {
                         monitor,
@@ -508,8 +542,8 @@ pub(crate) fn deliver_exit(to: &Process, from: Pid, reason: ExitReason, link: bo
         if !st.alive {
             return;
         }
-        if link {
-            st.links.remove(&from);
+        if link && let Some(c) = st.cold_mut() {
+            c.links.remove(&from);
         }
         if reason == ExitReason::Kill {
             to.mark(&mut st, ExitReason::Killed);

@@ -245,8 +245,9 @@ pub fn open_with_capacity(to: Pid, capacity: usize) -> Result<StreamWriter, Stre
     });
     for p in [&me, &target] {
         let mut st = p.state.lock();
-        prune(&mut st.streams);
-        st.streams.push(Arc::downgrade(&pipe));
+        let cold = st.cold();
+        prune(&mut cold.streams);
+        cold.streams.push(Arc::downgrade(&pipe));
     }
     let reader = StreamReader {
         pipe: pipe.clone(),
