@@ -61,6 +61,7 @@ const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 pub fn run(opts: &Opts) -> Result<(), String> {
     let (rusm_side_name, tokio_side_name, target, unit) = sides(&opts.scenario);
+    let units = if unit == "fiber" { "fibers" } else { "processes" };
     let count = opts.count.unwrap_or(100_000);
     let rusm = run_child(rusm_side_name, opts);
     let tokio = run_child(tokio_side_name, opts);
@@ -87,7 +88,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
         (None, true) => (
             Some(true),
             format!(
-                "fit: {} {unit}es parked in {} of RSS, {} mappings (vm.max_map_count {})",
+                "fit: {} {units} parked in {} of RSS, {} mappings (vm.max_map_count {})",
                 fmt_int(count as u64),
                 gib(rusm_bytes.map(|b| b * count as f64)),
                 fmt_int(num(&rusm, "maps_after").unwrap_or(0.0) as u64),
@@ -175,7 +176,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
             fmt_int(target as u64),
         );
     }
-    println!("1M {unit}es: {million_note}");
+    println!("1M {units}: {million_note}");
     if unit == "fiber" {
         println!("per-task figures include the JoinHandle the bench holds (rusm 16 B, tokio 8 B)");
     } else {
