@@ -347,10 +347,10 @@ impl NodeInner {
         let Some(pid) = self.registry.lock().remove(name) else {
             return false;
         };
-        if let Some(p) = self.get(pid) {
-            if let Some(c) = p.state.lock().cold_mut() {
-                c.name = None;
-            }
+        if let Some(p) = self.get(pid)
+            && let Some(c) = p.state.lock().cold_mut()
+        {
+            c.name = None;
         }
         true
     }
@@ -470,10 +470,10 @@ impl Process {
         node.remove(self.pid);
         // Monitors we held: the targets need not tell us any more.
         for (r, target) in monitoring {
-            if let Some(t) = node.get(target) {
-                if let Some(c) = t.state.lock().cold_mut() {
-                    c.monitored_by.remove(&r);
-                }
+            if let Some(t) = node.get(target)
+                && let Some(c) = t.state.lock().cold_mut()
+            {
+                c.monitored_by.remove(&r);
             }
         }
         // 4. Signals.
