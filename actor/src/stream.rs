@@ -79,19 +79,50 @@ impl Pipe {
     /// `owner` exited with the abnormal `reason`: break the ends it holds.
     pub(crate) fn owner_crashed(&self, owner: Pid, reason: &ExitReason) {
         let why = format!("{owner} exited: {reason}");
-        let mut wake = Vec::new();
-        {
-            let mut st = self.st.lock();
-            if st.writer_owner == Some(owner) && st.writer != End::Closed {
-                st.writer = End::Broken(why.clone());
-                wake.extend(st.read_waker.take());
-            }
-            if st.reader_owner == Some(owner) && st.reader != End::Closed {
-                st.reader = End::Broken(why);
-                wake.extend(st.write_waker.take());
-            }
+        let (writer, reader) = {
+            let st = self.st.lock();
+            (st.writer_owner == Some(owner), st.reader_owner == Some(owner))
+        };
+        if writer {
+            self.set_end(true, End::Broken(why.clone()), true);
         }
-        wake.into_iter().for_each(Waker::wake);
+        if reader {
+            self.set_end(false, End::Broken(why), true);
+        }
+    }
+
+    /// Ends the writer's side (`writer`) or the reader's with `how` and wakes the other
+    /// side. A closed side stays closed; a broken one is only re-broken with `over_broken`
+    /// (the owner's exit reason replaces "unwound"). A reader that ends drops the buffer.
+    fn set_end(&self, writer: bool, how: End, over_broken: bool) {
+        let w = {
+            let mut st = self.st.lock();
+            let end = if writer { &mut st.writer } else { &mut st.reader };
+            match end {
+                End::Closed => return,
+                End::Broken(_) if !over_broken => return,
+                _ => *end = how,
+            }
+            if writer {
+                st.read_waker.take()
+            } else {
+                st.buf = VecDeque::new();
+                st.write_waker.take()
+            }
+        };
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    /// Closes (or, while unwinding, breaks) one side as its handle goes away.
+    fn drop_end(&self, writer: bool) {
+        let how = if std::thread::panicking() {
+            End::Broken(String::from(if writer { "unwound while writing" } else { "unwound while reading" }))
+        } else {
+            End::Closed
+        };
+        self.set_end(writer, how, false);
     }
 
     fn poll_read(&self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
@@ -161,43 +192,6 @@ impl Pipe {
             w.wake();
         }
         Poll::Ready(Ok(n))
-    }
-
-    fn close_writer(&self, broken: bool) {
-        let w = {
-            let mut st = self.st.lock();
-            if st.writer != End::Open {
-                return;
-            }
-            st.writer = if broken {
-                End::Broken(String::from("unwound while writing"))
-            } else {
-                End::Closed
-            };
-            st.read_waker.take()
-        };
-        if let Some(w) = w {
-            w.wake();
-        }
-    }
-
-    fn close_reader(&self, broken: bool) {
-        let w = {
-            let mut st = self.st.lock();
-            if st.reader != End::Open {
-                return;
-            }
-            st.reader = if broken {
-                End::Broken(String::from("unwound while reading"))
-            } else {
-                End::Closed
-            };
-            st.buf.clear();
-            st.write_waker.take()
-        };
-        if let Some(w) = w {
-            w.wake();
-        }
     }
 }
 
@@ -295,7 +289,7 @@ impl StreamWriter {
 
 impl Drop for StreamWriter {
     fn drop(&mut self) {
-        self.pipe.close_writer(std::thread::panicking());
+        self.pipe.drop_end(true);
     }
 }
 
@@ -325,7 +319,7 @@ impl futures_io::AsyncWrite for StreamWriter {
     }
 
     fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.pipe.close_writer(false);
+        self.pipe.set_end(true, End::Closed, false);
         Poll::Ready(Ok(()))
     }
 }
@@ -355,7 +349,7 @@ impl StreamReader {
 
 impl Drop for StreamReader {
     fn drop(&mut self) {
-        self.pipe.close_reader(std::thread::panicking());
+        self.pipe.drop_end(false);
     }
 }
 
