@@ -311,7 +311,7 @@ impl Node {
 
     /// Sends a message (a no-op if `to` is dead).
     pub fn send(&self, to: Pid, msg: impl Into<Message>) {
-        self.inner.send(to, msg.into());
+        let _ = self.inner.deliver(to, msg.into(), false);
     }
 
     /// Sends an exit signal from outside any process (as if from `to` itself for
@@ -629,7 +629,9 @@ pub fn send_after(delay: Duration, to: Pid, msg: impl Into<Message>) -> TimerRef
     let node = me().node.clone();
     let msg = msg.into();
     let n2 = node.clone();
-    TimerRef(node.handle.call_after(delay, move || n2.send(to, msg)))
+    TimerRef(node.handle.call_after(delay, move || {
+        let _ = n2.deliver(to, msg, false);
+    }))
 }
 
 /// Cancels a [`send_after`]; `true` if it had not fired.
@@ -742,7 +744,7 @@ pub fn send(to: Pid, msg: impl Into<Message>) {
     let msg = msg.into();
     with_me(|p| {
         p.check_exit();
-        p.node.send(to, msg);
+        let _ = p.node.deliver(to, msg, false);
     });
     rusm_sched::coop::spend(1);
 }
@@ -758,28 +760,13 @@ pub fn send(to: Pid, msg: impl Into<Message>) {
 ///
 /// Outside a process.
 pub fn try_send(to: Pid, msg: impl Into<Message>) -> Result<(), TrySendError> {
-    let p = me();
-    p.check_exit();
-    rusm_sched::coop::spend(1);
     let msg = msg.into();
-    let Some(target) = p.node.get(to) else {
-        return Err(TrySendError::NoProc(msg));
-    };
-    let w = {
-        let mut st = target.state.lock();
-        if !st.alive {
-            return Err(TrySendError::NoProc(msg));
-        }
-        if st.full() {
-            return Err(TrySendError::Full(msg));
-        }
-        st.enqueue(Received::Message(msg));
-        st.waker.take()
-    };
-    if let Some(w) = w {
-        w.wake();
-    }
-    Ok(())
+    let r = with_me(|p| {
+        p.check_exit();
+        p.node.deliver(to, msg, true)
+    });
+    rusm_sched::coop::spend(1);
+    r
 }
 
 /// Blocks the calling process (or, outside one, the thread) on `poll` until it is ready.

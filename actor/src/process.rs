@@ -359,21 +359,49 @@ impl NodeInner {
         self.registry.lock().get(name).copied()
     }
 
-    /// Delivers a message; a dead or unknown pid drops it (Erlang's send never fails).
-    /// The mailbox is written under the shard lock (shard, then process: no path takes
-    /// them the other way round), which saves two reference-count updates per send.
-    pub(crate) fn send(&self, to: Pid, msg: Message) {
-        let w = {
+    /// Delivers a message: `send` (`refuse_full` false) never fails, as Erlang's: a dead or
+    /// unknown pid drops the message and a full bounded mailbox applies its overflow
+    /// policy. `try_send` (`refuse_full` true) gets the message back from a dead pid or a
+    /// full mailbox instead. The mailbox is written under the shard lock (shard, then
+    /// process: no path takes them the other way round), which saves two reference-count
+    /// updates per send.
+    pub(crate) fn deliver(&self, to: Pid, msg: Message, refuse_full: bool) -> Result<(), crate::TrySendError> {
+        let queued = {
             let shard = self.shard(to.index).lock();
             match shard.slots.get((to.index / SHARDS) as usize) {
                 Some((generation, Some(p))) if *generation == to.generation => {
-                    p.enqueue(Received::Message(msg))
+                    p.enqueue(Received::Message(msg), refuse_full)
                 }
-                _ => None,
+                _ => Err(Refused::Dead(Received::Message(msg))),
             }
         };
-        if let Some(w) = w {
-            w.wake();
+        match queued {
+            Ok(w) => {
+                if let Some(w) = w {
+                    w.wake();
+                }
+                Ok(())
+            }
+            Err(r) => Err(r.into_send_error()),
+        }
+    }
+}
+
+/// An item a mailbox did not take, handed back.
+enum Refused {
+    Dead(Received),
+    Full(Received),
+}
+
+impl Refused {
+    fn into_send_error(self) -> crate::TrySendError {
+        let message = |r| match r {
+            Received::Message(m) => m,
+            _ => unreachable!("deliver only hands over messages"),
+        };
+        match self {
+            Refused::Dead(r) => crate::TrySendError::NoProc(message(r)),
+            Refused::Full(r) => crate::TrySendError::Full(message(r)),
         }
     }
 }
@@ -382,24 +410,29 @@ impl Process {
     /// Appends to the mailbox (under its bound) and wakes the process. Dropped if it is
     /// dead.
     pub(crate) fn push(&self, item: Received) {
-        if let Some(w) = self.enqueue(item) {
+        if let Ok(Some(w)) = self.enqueue(item, false) {
             w.wake();
         }
     }
 
     /// Appends to the mailbox under its bound; returns the waker to wake (after the lock).
-    fn enqueue(&self, item: Received) -> Option<Waker> {
+    /// A dead process hands the item back, and so does a full bounded mailbox when
+    /// `refuse_full` is set (otherwise the overflow policy applies).
+    fn enqueue(&self, item: Received, refuse_full: bool) -> Result<Option<Waker>, Refused> {
         let mut st = self.state.lock();
         if !st.alive {
-            return None;
+            return Err(Refused::Dead(item));
+        }
+        if refuse_full && st.full() {
+            return Err(Refused::Full(item));
         }
         let queued = st.enqueue(item);
         if st.pending_exit.is_some() {
             self.signalled.store(true, Ordering::Release);
         } else if !queued {
-            return None;
+            return Ok(None);
         }
-        st.waker.take()
+        Ok(st.waker.take())
     }
 
     /// Sets `pending_exit` (the caller holds the state lock) and the flag that goes with it.
