@@ -735,6 +735,74 @@ pub fn spawn_opt(opts: SpawnOpts, f: impl FnOnce() + Send + 'static) -> Result<S
     spawn_in(&node, Some(&parent), opts, f)
 }
 
+/// Spawns a process whose body is a future from inside a process, with options: the link
+/// or monitor to the caller exists before the child runs (how a Wasm guest spawns).
+///
+/// # Errors
+///
+/// [`SpawnError::NotInProcess`] outside a process; else as the scheduler.
+pub fn spawn_future_opt(
+    kind: &'static str,
+    opts: SpawnOpts,
+    fut: impl Future<Output = ExitReason> + Send + 'static,
+) -> Result<Spawned, SpawnError> {
+    let parent = current().ok_or(SpawnError::NotInProcess)?;
+    parent.check_exit();
+    let node = parent.node.clone();
+    spawn_future_in(&node, Some(&parent), kind, opts, fut)
+}
+
+/// Where a poll-based selective receive ([`poll_receive_match`]) has got to: the items it
+/// has offered and seen refused. Start each receive with a fresh one.
+#[derive(Debug, Default, Clone)]
+pub struct MatchScan {
+    scanned: usize,
+    evictions: u64,
+}
+
+/// Selective receive for future bodies: the first mailbox item `accept` takes, in arrival
+/// order, or the task's waker is stored and `Pending` returned. Items `accept` refuses
+/// stay in order and are not offered again by this `scan`. An exit signal that kills the
+/// process unwinds it, as in [`receive`]. Call [`cancel_receive`] if the wait is given
+/// up (a timeout).
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn poll_receive_match(
+    cx: &mut Context<'_>,
+    scan: &mut MatchScan,
+    mut accept: impl FnMut(&Received) -> bool,
+) -> Poll<Received> {
+    let got = with_me(|p| {
+        let mut st = p.lock_checked();
+        if st.evictions != scan.evictions {
+            scan.evictions = st.evictions;
+            scan.scanned = 0;
+        }
+        if let Some(i) = st.mailbox.iter().skip(scan.scanned).position(&mut accept) {
+            st.reductions += 1;
+            return Some(st.take(scan.scanned + i).expect("index in range"));
+        }
+        scan.scanned = st.mailbox.len();
+        st.waker = Some(cx.waker().clone());
+        None
+    });
+    match got {
+        Some(item) => Poll::Ready(item),
+        None => Poll::Pending,
+    }
+}
+
+/// Forgets the waker a pending [`poll_receive_match`] stored (its wait timed out).
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn cancel_receive() {
+    with_me(|p| p.state.lock().waker = None);
+}
+
 /// Sends a message; a no-op if `to` is dead (Erlang).
 ///
 /// # Panics

@@ -61,3 +61,15 @@ impl fmt::Debug for Pid {
 /// A monitor reference, unique within a node.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub struct MonitorRef(pub(crate) u64);
+
+impl MonitorRef {
+    /// The reference as 64 bits (for a guest ABI); never 0.
+    pub fn to_u64(self) -> u64 {
+        self.0
+    }
+
+    /// A reference made by [`MonitorRef::to_u64`].
+    pub fn from_u64(v: u64) -> MonitorRef {
+        MonitorRef(v)
+    }
+}

@@ -1,0 +1,3 @@
+//! The guest-facing interfaces: WASI and RUSM's own imports, one bridge per guest kind.
+
+pub(crate) mod wasip1;

@@ -1,0 +1,75 @@
+//! The on-disk cache of compiled artifacts: precompiled code keyed by the content hash of
+//! the source bytes and the engine's compatibility hash, so a second start does not
+//! compile again and an engine with other settings never loads code built for another.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::{Engine, Module};
+
+/// The hex SHA-256 of `bytes`: an artifact's content hash.
+pub fn content_hash(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut s = String::with_capacity(64);
+    for b in digest {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+fn engine_hash(engine: &Engine) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    h.finish()
+}
+
+/// Where the compiled form of `hash` lives for this engine.
+pub(crate) fn entry_path(dir: &Path, engine: &Engine, hash: &str) -> PathBuf {
+    dir.join(format!("{hash}-{:016x}.cwasm", engine_hash(engine)))
+}
+
+/// What loading through the cache did (for tests and logs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// No cache configured: compiled.
+    Disabled,
+    /// Found on disk: not compiled.
+    Hit,
+    /// Compiled and written to the cache.
+    Miss,
+}
+
+/// Compiles `bytes`, or loads them precompiled from `dir`.
+pub(crate) fn load(engine: &Engine, dir: Option<&Path>, bytes: &[u8], hash: &str) -> wasmtime::Result<(Module, CacheOutcome)> {
+    let Some(dir) = dir else {
+        return Ok((Module::new(engine, bytes)?, CacheOutcome::Disabled));
+    };
+    let path = entry_path(dir, engine, hash);
+    if path.exists() {
+        // SAFETY: the file is one this host wrote with `Module::serialize` for an engine
+        // with the same compatibility hash (it is in the name), into a cache directory
+        // the operator owns; wasmtime checks its header and engine settings again and
+        // refuses a mismatch. A file someone else could write would be unsound to load:
+        // the docs say the cache directory must be trusted.
+        match unsafe { Module::deserialize_file(engine, &path) } {
+            Ok(m) => return Ok((m, CacheOutcome::Hit)),
+            Err(_) => {
+                // Stale or damaged: compile again and overwrite it.
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+    let module = Module::new(engine, bytes)?;
+    if std::fs::create_dir_all(dir).is_ok() {
+        let tmp = dir.join(format!(".{hash}.{}.tmp", std::process::id()));
+        if let Ok(code) = module.serialize()
+            && std::fs::write(&tmp, code).is_ok()
+        {
+            // Rename is atomic: a concurrent reader sees the whole file or none.
+            let _ = std::fs::rename(&tmp, &path);
+        }
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok((module, CacheOutcome::Miss))
+}

@@ -1,0 +1,451 @@
+//! rusm-wasm: WebAssembly guests as RUSM processes.
+//!
+//! A [`Host`] owns one wasmtime [`Engine`] (epoch interruption with a ticker thread, the
+//! pooling allocator, copy-on-write memory images, the spawn path kept free of per-instance
+//! kernel work), a linker with WASI preview1 and the raw `rusm` import module, and the
+//! registry of loaded [`Artifact`]s. [`Host::spawn`] starts a guest as a rusm-otp process:
+//! a future that instantiates through the artifact's `InstancePre` and calls its entry, driven
+//! by rusm-sched like any other process. Guests are preempted at every epoch tick and resume
+//! on any worker; blocking imports (receive, sleep, stream reads and writes) park only the
+//! process. Whatever a guest does wrong ends that process with `Crashed(why)`; its links and
+//! monitors fire and the host goes on.
+//!
+//! The raw ABI is documented byte by byte in `docs/WASM-ABI.md`; its constants are in
+//! [`abi`].
+
+mod bridges;
+pub mod cache;
+pub mod caps;
+mod process;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use rusm_otp::{Node, Pid, SpawnOpts};
+use wasmtime::{Engine, InstancePre, Module, ModuleExport};
+
+pub use bridges::wasip1::abi;
+pub use cache::CacheOutcome;
+pub use caps::{Caps, CapsError, LogSink, LogStream, Profile};
+
+/// How the shared engine is built. The defaults are the measured fast path
+/// (`../shared/WASMTIME48.md`, P3-Q4): pooling with copy-on-write images,
+/// `linear_memory_keep_resident` over the prefix a Rust guest dirties, and `pagemap_scan`,
+/// so an exiting instance is reset without `madvise` and the TLB-shootdown IPIs it costs.
+#[derive(Clone)]
+pub struct HostConfig {
+    /// The epoch tick: the longest a guest runs before it yields to the scheduler.
+    pub epoch_tick: Duration,
+    /// Pooled core-instance slots: guests alive at once.
+    pub instances: u32,
+    /// Pooled linear-memory slots.
+    pub memories: u32,
+    /// Pooled table slots.
+    pub tables: u32,
+    /// Pooled async stacks: guests running or parked inside a blocking call at once. Each
+    /// costs two memory mappings from `Engine::new` on (`vm.max_map_count`).
+    pub stacks: u32,
+    /// The largest linear memory any guest may have (every memory slot reserves this much
+    /// address space); a guest's own cap comes from its [`Caps`].
+    pub max_memory_size: u64,
+    /// The guard region after each memory slot (0: explicit bounds checks).
+    pub memory_guard_size: u64,
+    /// Size of each async stack guest code runs on.
+    pub async_stack_size: usize,
+    /// The deepest Wasm stack a guest may use (a deeper one traps with stack overflow).
+    pub max_wasm_stack: usize,
+    /// Bytes of each memory slot reset with `memset` instead of `madvise` on reuse.
+    pub linear_memory_keep_resident: usize,
+    /// Same for table slots.
+    pub table_keep_resident: usize,
+    /// Same for async stacks.
+    pub async_stack_keep_resident: usize,
+    /// Reset only the pages a guest dirtied (Linux `PAGEMAP_SCAN`, where the kernel has it).
+    pub pagemap_scan: bool,
+    /// Map memory images copy-on-write.
+    pub memory_init_cow: bool,
+    /// Where compiled artifacts are cached; `None` compiles every load. Must be a
+    /// directory only the operator can write (its files are loaded as machine code).
+    pub cache_dir: Option<PathBuf>,
+    /// Where guests' stdout and stderr lines go.
+    pub log: LogSink,
+}
+
+impl std::fmt::Debug for HostConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostConfig")
+            .field("epoch_tick", &self.epoch_tick)
+            .field("instances", &self.instances)
+            .field("memories", &self.memories)
+            .field("stacks", &self.stacks)
+            .field("max_memory_size", &self.max_memory_size)
+            .field("cache_dir", &self.cache_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for HostConfig {
+    fn default() -> HostConfig {
+        HostConfig {
+            epoch_tick: Duration::from_millis(1),
+            instances: 10_000,
+            memories: 10_000,
+            tables: 10_000,
+            stacks: 4_096,
+            max_memory_size: caps::TRUSTED_MEMORY_CAP,
+            memory_guard_size: 64 << 10,
+            async_stack_size: 256 << 10,
+            max_wasm_stack: 128 << 10,
+            linear_memory_keep_resident: 1 << 20,
+            table_keep_resident: 64 << 10,
+            async_stack_keep_resident: 64 << 10,
+            pagemap_scan: true,
+            memory_init_cow: true,
+            cache_dir: None,
+            log: caps::stderr_log(),
+        }
+    }
+}
+
+/// Why a [`Host`] could not be built or an artifact loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The engine refused the configuration (often: the pool does not fit the address
+    /// space or `vm.max_map_count`).
+    #[error("cannot build the Wasm engine: {0}")]
+    Engine(String),
+    /// The bytes are not a valid module.
+    #[error("cannot compile `{name}`: {why}")]
+    Compile {
+        /// The artifact's name.
+        name: String,
+        /// wasmtime's message.
+        why: String,
+    },
+    /// The module imports something the host does not provide, with the wrong type, or is
+    /// a component (part 2 of the host loads components).
+    #[error("cannot link `{name}`: {why}")]
+    Link {
+        /// The artifact's name.
+        name: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Why [`Host::spawn`] refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The entry export does not exist or is not a `() -> ()` function.
+    #[error("`{artifact}` has no entry `{entry}` of type () -> ()")]
+    NoEntry {
+        /// The artifact.
+        artifact: String,
+        /// The export asked for.
+        entry: String,
+    },
+    /// The actor layer refused (the node is shutting down).
+    #[error(transparent)]
+    Otp(#[from] rusm_otp::SpawnError),
+}
+
+/// The shared engine and everything built once per artifact.
+pub struct Host {
+    inner: Arc<HostInner>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host").field("artifacts", &self.inner.artifacts.read().len()).finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct HostInner {
+    pub(crate) engine: Engine,
+    linker: wasmtime::Linker<process::ProcState>,
+    artifacts: RwLock<HashMap<String, Artifact>>,
+    pub(crate) config: HostConfig,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for HostInner {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A compiled, linked module ready to spawn: its `InstancePre` and the export indices a
+/// spawn uses, so no spawn looks a name up. Cheap to clone.
+#[derive(Clone)]
+pub struct Artifact {
+    inner: Arc<ArtifactInner>,
+}
+
+struct ArtifactInner {
+    name: String,
+    hash: String,
+    module: Module,
+    pre: InstancePre<process::ProcState>,
+    start: Option<ModuleExport>,
+    memory: Option<ModuleExport>,
+    uses_wasi: bool,
+    cache: CacheOutcome,
+}
+
+impl std::fmt::Debug for Artifact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Artifact")
+            .field("name", &self.inner.name)
+            .field("hash", &self.inner.hash)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Artifact {
+    /// The name it was loaded under (what a guest's `rusm.spawn` names).
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The SHA-256 of its bytes, hex.
+    pub fn hash(&self) -> &str {
+        &self.inner.hash
+    }
+
+    /// Whether loading compiled it or found it in the cache.
+    pub fn cache_outcome(&self) -> CacheOutcome {
+        self.inner.cache
+    }
+
+    /// The wasmtime module.
+    pub fn module(&self) -> &Module {
+        &self.inner.module
+    }
+}
+
+/// How [`Host::spawn`] starts a guest.
+#[derive(Clone, Debug, Default)]
+pub struct WasmOpts {
+    /// What it may touch.
+    pub caps: Caps,
+    /// The export to call: `_start` when `None`.
+    pub entry: Option<String>,
+    /// Link, monitor, trap_exit, label, mailbox bound (as for native processes).
+    pub spawn: SpawnOpts,
+}
+
+impl Host {
+    /// Builds the engine (and its epoch ticker thread) and the linker.
+    ///
+    /// # Errors
+    ///
+    /// [`HostError::Engine`] if wasmtime refuses the configuration.
+    pub fn new(config: HostConfig) -> Result<Host, HostError> {
+        let engine = Engine::new(&engine_config(&config)).map_err(|e| HostError::Engine(explain_engine_error(&config, &e)))?;
+        let mut linker = wasmtime::Linker::new(&engine);
+        bridges::wasip1::add_to_linker(&mut linker).map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        start_ticker(engine.clone(), config.epoch_tick, stop.clone());
+        Ok(Host {
+            inner: Arc::new(HostInner {
+                engine,
+                linker,
+                artifacts: RwLock::new(HashMap::new()),
+                config,
+                ticker_stop: stop,
+            }),
+        })
+    }
+
+    /// The shared engine.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &HostConfig {
+        &self.inner.config
+    }
+
+    /// Compiles (or loads from the cache) a core module, Wasm binary or WAT text, links it
+    /// and registers it under `name` (replacing an older artifact of that name for later
+    /// spawns; running guests keep theirs).
+    ///
+    /// # Errors
+    ///
+    /// [`HostError::Compile`], [`HostError::Link`].
+    pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Artifact, HostError> {
+        let hash = cache::content_hash(bytes);
+        let (module, cache) = cache::load(&self.inner.engine, self.inner.config.cache_dir.as_deref(), bytes, &hash)
+            .map_err(|e| HostError::Compile { name: name.to_owned(), why: format!("{e:#}") })?;
+        let link_err = |why: String| HostError::Link { name: name.to_owned(), why };
+        let pre = self.inner.linker.instantiate_pre(&module).map_err(|e| link_err(format!("{e:#}")))?;
+        let start = module.get_export_index("_start");
+        if start.is_some() && !entry_type_ok(&module, "_start") {
+            return Err(link_err("`_start` is not a () -> () function".into()));
+        }
+        let memory = module.get_export_index("memory");
+        let uses_wasi = module.imports().any(|i| i.module().starts_with("wasi_"));
+        let art = Artifact {
+            inner: Arc::new(ArtifactInner {
+                name: name.to_owned(),
+                hash,
+                module,
+                pre,
+                start,
+                memory,
+                uses_wasi,
+                cache,
+            }),
+        };
+        self.inner.artifacts.write().insert(name.to_owned(), art.clone());
+        Ok(art)
+    }
+
+    /// [`Host::load`] of a file; the name is the file stem.
+    ///
+    /// # Errors
+    ///
+    /// [`HostError::Io`] and as [`Host::load`].
+    pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Artifact, HostError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| HostError::Io { path: path.to_owned(), source })?;
+        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("module");
+        self.load(name, &bytes)
+    }
+
+    /// The artifact registered under `name`.
+    pub fn artifact(&self, name: &str) -> Option<Artifact> {
+        self.inner.artifacts.read().get(name).cloned()
+    }
+
+    /// Starts `artifact` as a process on `node`. Instantiation happens in the process: an
+    /// exhausted pool or a memory cap below the module's minimum is the process's crash
+    /// (`Crashed("instantiate: ...")`), seen by its links and monitors.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::NoEntry`] if the entry is missing; [`SpawnError::Otp`] if the node
+    /// refuses.
+    pub fn spawn(&self, node: &Node, artifact: &Artifact, opts: WasmOpts) -> Result<Pid, SpawnError> {
+        let entry = resolve_entry(artifact, opts.entry.as_deref())?;
+        let fut = process::run(self.inner.clone(), artifact.clone(), opts.caps, entry);
+        Ok(node.spawn_future("wasm", opts.spawn, fut)?)
+    }
+
+    /// [`Host::spawn`] from inside a process: the link or monitor in `opts.spawn` is to the
+    /// caller and exists before the guest runs.
+    ///
+    /// # Errors
+    ///
+    /// As [`Host::spawn`].
+    pub fn spawn_here(&self, artifact: &Artifact, opts: WasmOpts) -> Result<rusm_otp::Spawned, SpawnError> {
+        let entry = resolve_entry(artifact, opts.entry.as_deref())?;
+        let fut = process::run(self.inner.clone(), artifact.clone(), opts.caps, entry);
+        Ok(rusm_otp::spawn_future_opt("wasm", opts.spawn, fut)?)
+    }
+}
+
+impl HostInner {
+    pub(crate) fn artifact(&self, name: &str) -> Option<Artifact> {
+        self.artifacts.read().get(name).cloned()
+    }
+}
+
+fn entry_type_ok(module: &Module, name: &str) -> bool {
+    match module.get_export(name) {
+        Some(wasmtime::ExternType::Func(f)) => f.params().len() == 0 && f.results().len() == 0,
+        _ => false,
+    }
+}
+
+pub(crate) fn resolve_entry(artifact: &Artifact, entry: Option<&str>) -> Result<ModuleExport, SpawnError> {
+    let a = &artifact.inner;
+    let no_entry = |e: &str| SpawnError::NoEntry { artifact: a.name.clone(), entry: e.to_owned() };
+    match entry {
+        None | Some("_start") => a.start.ok_or_else(|| no_entry("_start")),
+        Some(name) => {
+            if !entry_type_ok(&a.module, name) {
+                return Err(no_entry(name));
+            }
+            a.module.get_export_index(name).ok_or_else(|| no_entry(name))
+        }
+    }
+}
+
+fn engine_config(c: &HostConfig) -> wasmtime::Config {
+    use wasmtime::{Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
+    let mut cfg = wasmtime::Config::new();
+    cfg.epoch_interruption(true)
+        .memory_init_cow(c.memory_init_cow)
+        .async_stack_size(c.async_stack_size)
+        .max_wasm_stack(c.max_wasm_stack)
+        .memory_reservation(c.max_memory_size)
+        .memory_guard_size(c.memory_guard_size)
+        .memory_reservation_for_growth(0)
+        .wasm_component_model_async(true);
+    let mut p = PoolingAllocationConfig::new();
+    p.total_core_instances(c.instances)
+        .total_component_instances(c.instances)
+        .total_memories(c.memories)
+        .total_tables(c.tables)
+        .total_stacks(c.stacks)
+        .max_memory_size(c.max_memory_size as usize)
+        .linear_memory_keep_resident(c.linear_memory_keep_resident)
+        .table_keep_resident(c.table_keep_resident)
+        .async_stack_keep_resident(c.async_stack_keep_resident)
+        .pagemap_scan(if c.pagemap_scan { Enabled::Auto } else { Enabled::No });
+    cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
+    cfg
+}
+
+/// Engine errors from a pool that does not fit name the limit that bit.
+fn explain_engine_error(c: &HostConfig, e: &wasmtime::Error) -> String {
+    let msg = format!("{e:#}");
+    if msg.contains("Cannot allocate memory") || msg.contains("guard page") {
+        let maps = read_max_map_count().map_or("unknown".to_owned(), |n| n.to_string());
+        format!(
+            "{msg} (the pool of {} async stacks needs 2 memory mappings each; vm.max_map_count is {maps}: \
+             lower HostConfig::stacks or raise vm.max_map_count)",
+            c.stacks
+        )
+    } else {
+        msg
+    }
+}
+
+/// The kernel's `vm.max_map_count`, where it can be read.
+pub fn read_max_map_count() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count").ok()?.trim().parse().ok()
+}
+
+/// Memory mappings this OS process has now, where it can be read.
+pub fn current_map_count() -> Option<u64> {
+    Some(std::fs::read_to_string("/proc/self/maps").ok()?.lines().count() as u64)
+}
+
+fn start_ticker(engine: Engine, tick: Duration, stop: Arc<AtomicBool>) {
+    // The ticker is the only clock a guest's preemption needs: an atomic add per tick.
+    let tick = tick.max(Duration::from_micros(100));
+    std::thread::Builder::new()
+        .name("rusm-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(tick);
+                engine.increment_epoch();
+            }
+        })
+        .expect("spawn the epoch ticker thread");
+}
