@@ -794,7 +794,25 @@ pub fn poll_receive_match(
     }
 }
 
-/// Forgets the waker a pending [`poll_receive_match`] stored (its wait timed out).
+/// Stores the task's waker as the process's own, so an exit signal (or a message) wakes
+/// it: for a future body about to return `Pending` on something other than its mailbox
+/// (a stream, a timer). The process then shows as waiting; [`cancel_receive`] when the
+/// wait is over.
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn watch_signals(cx: &Context<'_>) {
+    with_me(|p| {
+        let mut st = p.state.lock();
+        if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            st.waker = Some(cx.waker().clone());
+        }
+    });
+}
+
+/// Forgets the waker a pending [`poll_receive_match`] or [`watch_signals`] stored (the
+/// wait timed out or is over).
 ///
 /// # Panics
 ///

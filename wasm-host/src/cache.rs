@@ -46,13 +46,15 @@ pub(crate) fn load(engine: &Engine, dir: Option<&Path>, bytes: &[u8], hash: &str
         return Ok((Module::new(engine, bytes)?, CacheOutcome::Disabled));
     };
     let path = entry_path(dir, engine, hash);
-    if path.exists() {
+    // Read, not mapped: a mapped cache file truncated under a running host would be a
+    // SIGBUS; an in-memory copy cannot be taken away.
+    if let Ok(code) = std::fs::read(&path) {
         // SAFETY: the file is one this host wrote with `Module::serialize` for an engine
         // with the same compatibility hash (it is in the name), into a cache directory
         // the operator owns; wasmtime checks its header and engine settings again and
-        // refuses a mismatch. A file someone else could write would be unsound to load:
-        // the docs say the cache directory must be trusted.
-        match unsafe { Module::deserialize_file(engine, &path) } {
+        // refuses a mismatch or a damaged file. A file someone else could write would be
+        // unsound to load: the docs say the cache directory must be trusted.
+        match unsafe { Module::deserialize(engine, &code) } {
             Ok(m) => return Ok((m, CacheOutcome::Hit)),
             Err(_) => {
                 // Stale or damaged: compile again and overwrite it.

@@ -17,6 +17,7 @@ mod bridges;
 pub mod cache;
 pub mod caps;
 mod process;
+pub mod testing;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -161,7 +162,8 @@ pub enum SpawnError {
     Otp(#[from] rusm_otp::SpawnError),
 }
 
-/// The shared engine and everything built once per artifact.
+/// The shared engine and everything built once per artifact. Cheap to clone.
+#[derive(Clone)]
 pub struct Host {
     inner: Arc<HostInner>,
 }

@@ -168,6 +168,25 @@ async fn recv(filter: Filter, timeout_ms: i64) -> Option<Received> {
     .await
 }
 
+/// Waits on `poll` with the process's signals watched: a kill wakes it (and the process
+/// shows as waiting meanwhile).
+async fn watched<T>(mut poll: impl FnMut(&mut std::task::Context<'_>) -> Poll<T>) -> T {
+    let mut parked = false;
+    let v = poll_fn(|cx| match poll(cx) {
+        Poll::Ready(v) => Poll::Ready(v),
+        Poll::Pending => {
+            rusm_otp::watch_signals(cx);
+            parked = true;
+            Poll::Pending
+        }
+    })
+    .await;
+    if parked {
+        rusm_otp::cancel_receive();
+    }
+    v
+}
+
 /// Writes a received item: the record at `info`, the payload's first `cap` bytes at `buf`
 /// (the rest waits for `read_rest`).
 fn deliver(caller: &mut C<'_>, func: &str, item: Received, buf: i32, cap: usize, info: i32) -> Result<i32> {
@@ -461,7 +480,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
 
     linker.func_wrap_async(m, "sleep", |_: C<'_>, (ms,): (i64,)| {
         Box::new(async move {
-            rusm_sched::Sleep::new(Duration::from_millis(ms.max(0) as u64)).await;
+            let mut sleep = rusm_sched::Sleep::new(Duration::from_millis(ms.max(0) as u64));
+            watched(|cx| Pin::new(&mut sleep).poll(cx)).await;
             OK
         })
     })?;
@@ -492,7 +512,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
                 }
                 None => return Ok(BAD_HANDLE),
             };
-            let r = if data.is_empty() { Ok(0) } else { poll_fn(|cx| w.poll_write_buf(cx, &data)).await };
+            let r = if data.is_empty() { Ok(0) } else { watched(|cx| w.poll_write_buf(cx, &data)).await };
             put_stream(&mut c, h, StreamEnd::Writer(w));
             match r {
                 Ok(n) => {
@@ -519,7 +539,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
                 None => return Ok(BAD_HANDLE),
             };
             let mut tmp = vec![0u8; cap.min(STREAM_CHUNK)];
-            let got = if tmp.is_empty() { Ok(0) } else { poll_fn(|cx| r.poll_read_buf(cx, &mut tmp)).await };
+            let got = if tmp.is_empty() { Ok(0) } else { watched(|cx| r.poll_read_buf(cx, &mut tmp)).await };
             put_stream(&mut c, h, StreamEnd::Reader(r));
             match got {
                 Ok(n) => {

@@ -1,1 +1,8 @@
+//! rusm-wasm integration tests: one binary (see STYLE: one test binary per crate).
 
+mod abi;
+mod caps;
+mod common;
+mod guests;
+mod misbehave;
+mod preempt;
