@@ -46,6 +46,7 @@ mod idle;
 mod otp;
 mod pingpong;
 mod spawn_storm;
+mod wasm;
 
 use std::process::exit;
 use std::time::{Duration, Instant};
@@ -77,6 +78,22 @@ const SCENARIOS: &[(&str, &str)] = &[
     (
         "idle-processes",
         "RSS per process parked in receive, mailbox included; --count N (default 100000) (vs Tokio tasks on mpsc)",
+    ),
+    (
+        "module-storm",
+        "Rust wasip1 fn main(){} guests spawned, run and reaped, 64 in flight per spawner (vs raw wasmtime, same engine)",
+    ),
+    (
+        "module-storm-wat",
+        "as module-storm with a one-page WAT module (vs raw wasmtime, same engine)",
+    ),
+    (
+        "fairness",
+        "short-job latency while 2x workers guests spin for ever (vs the same jobs with no spinners)",
+    ),
+    (
+        "idle-modules",
+        "RSS and mappings per guest parked in receive; --count N (default 10000); how many fit",
     ),
     (
         "fiber-storm",
@@ -428,6 +445,7 @@ fn parse_run(args: &[String]) -> Result<Opts, String> {
         count: count.or(match scenario.as_str() {
             "ring" => Some(10_000),
             "idle-fibers" | "idle-processes" => Some(100_000),
+            "idle-modules" => Some(10_000),
             _ => None,
         }),
     })
@@ -457,6 +475,10 @@ fn main() {
                 "ring" => otp::ring(&opts).map(|r| print_report(&opts, &r)),
                 "fault-recovery" => otp::fault_recovery(&opts).map(|r| print_report(&opts, &r)),
                 "stream-pipe" => otp::stream_pipe(&opts).map(|r| print_report(&opts, &r)),
+                "module-storm" => wasm::module_storm(&opts, true).map(|r| print_report(&opts, &r)),
+                "module-storm-wat" => wasm::module_storm(&opts, false).map(|r| print_report(&opts, &r)),
+                "fairness" => wasm::fairness(&opts).map(|r| print_report(&opts, &r)),
+                "idle-modules" => wasm::idle_modules(&opts),
                 "fiber-storm" => spawn_storm::run(&opts).map(|r| print_report(&opts, &r)),
                 "fiber-pingpong" => pingpong::run(&opts).map(|r| print_report(&opts, &r)),
                 "idle-fibers" | "idle-processes" => idle::run(&opts),

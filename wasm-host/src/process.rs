@@ -123,7 +123,7 @@ pub(crate) async fn run(host: Arc<HostInner>, artifact: Artifact, caps: Caps, en
     let a = &artifact.inner;
     let instance = match a.pre.instantiate_async(&mut store).await {
         Ok(i) => i,
-        Err(e) => return crashed("instantiate: ", &e),
+        Err(e) => return crashed(&format!("instantiate{}: ", map_note(&e)), &e),
     };
     if let Some(m) = &a.memory {
         let mem = instance.get_module_export(&mut store, m).and_then(Extern::into_memory);
@@ -139,6 +139,21 @@ pub(crate) async fn run(host: Arc<HostInner>, artifact: Artifact, caps: Caps, en
     match func.call_async(&mut store, ()).await {
         Ok(()) => ExitReason::Normal,
         Err(e) => exit_reason(&e),
+    }
+}
+
+/// An instantiation that failed for want of memory mappings names the limit.
+fn map_note(e: &wasmtime::Error) -> String {
+    let text = format!("{e:#}");
+    if !text.contains("Cannot allocate memory") && !text.contains("os error 12") {
+        return String::new();
+    }
+    match (crate::current_map_count(), crate::read_max_map_count()) {
+        (Some(now), Some(max)) => format!(
+            " (out of memory mappings? this OS process has {now} of vm.max_map_count = {max}; \
+             raise it with `sysctl -w vm.max_map_count=...` or hibernate idle guests)"
+        ),
+        _ => String::new(),
     }
 }
 
