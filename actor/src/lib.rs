@@ -808,6 +808,11 @@ pub fn watch_signals(cx: &Context<'_>) {
         if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             st.waker = Some(cx.waker().clone());
         }
+        // A signal that landed before the waker was stored: poll again now, and the body's
+        // next poll acts on it (checked under the same lock, so none is missed).
+        if st.pending_exit.is_some() {
+            cx.waker().wake_by_ref();
+        }
     });
 }
 

@@ -277,6 +277,13 @@ impl StreamWriter {
         drop(self);
     }
 
+    /// Ends the stream abnormally: the reader gets what is buffered, then
+    /// `ConnectionAborted` with `why` (what a crash of the owner does; for owners that are
+    /// not native processes, such as Wasm guests).
+    pub fn abort(self, why: &str) {
+        self.pipe.set_end(true, End::Broken(why.to_owned()), true);
+    }
+
     /// The non-blocking write behind every other: copies what fits, or registers `cx`.
     ///
     /// # Errors

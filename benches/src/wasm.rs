@@ -2,7 +2,7 @@
 //!
 //! - `module-storm` / `module-storm-wat`: spawn-and-finish storm of a Rust wasip1
 //!   `fn main(){}` module (`module-storm`) or a one-page WAT module (`module-storm-wat`). One
-//!   spawner process per worker keeps `IN_FLIGHT` guests running, each spawned monitored
+//!   spawner process per worker keeps `IN_FLIGHT` (8) guests running, each spawned monitored
 //!   (`Host::spawn_here`); every `Down` is one finished guest and starts the next. Rate =
 //!   guests that were instantiated, ran their entry, exited and were reaped, per second;
 //!   p50/p99 = time inside the spawn call. Baseline: raw wasmtime on the *same engine*
@@ -29,7 +29,7 @@ use serde_json::json;
 
 use crate::{Opts, Report, Sampler, Side, Stats, fmt_int, nanos};
 
-const IN_FLIGHT: usize = 64;
+const IN_FLIGHT: usize = 8;
 const SAMPLE_EVERY: u64 = 64;
 
 fn node(opts: &Opts) -> Result<Node, String> {
@@ -208,12 +208,29 @@ fn storm_raw(opts: &Opts, host: &Host, art: &Artifact, d: Duration) -> Result<Si
 
 // ---- fairness ----
 
-pub fn fairness(opts: &Opts) -> Result<Report, String> {
-    let host = host(1024, 256)?;
+fn fairness_host(tick: Duration) -> Result<(Host, Artifact, Artifact), String> {
+    let host = Host::new(quiet(HostConfig {
+        instances: 1024,
+        memories: 1024,
+        tables: 1024,
+        stacks: 256,
+        epoch_tick: tick,
+        ..HostConfig::default()
+    }))
+    .map_err(|e| e.to_string())?;
     let job = host.load("tiny", &wat("tiny")).map_err(|e| e.to_string())?;
     let spin = host.load("spin", &wat("spin")).map_err(|e| e.to_string())?;
+    Ok((host, job, spin))
+}
+
+pub fn fairness(opts: &Opts) -> Result<Report, String> {
+    let (host, job, spin) = fairness_host(HostConfig::default().epoch_tick)?;
     let loaded = jobs(opts, &host, &job, &spin, 2 * opts.workers, "rusm, 2x spinning")?;
     let idle = jobs(opts, &host, &job, &spin, 0, "rusm, no spinners")?;
+    // The same load with a 0.5 ms tick: how the slice length sets the latency.
+    let (h2, j2, s2) = fairness_host(Duration::from_micros(500))?;
+    let half = jobs(opts, &h2, &j2, &s2, 2 * opts.workers, "rusm, 0.5 ms tick")?;
+    drop(h2);
     let mut r = report(loaded, idle, true);
     let p99 = r.rusm.lat.quantile(0.99).unwrap_or(u64::MAX);
     let met = p99 <= 2_000_000;
@@ -227,6 +244,14 @@ pub fn fairness(opts: &Opts) -> Result<Report, String> {
         ),
     );
     r.notes.push(format!("epoch tick {:?}; a job = spawn a one-page guest, monitored, until its Down", host.config().epoch_tick));
+    let (hp50, hp99) = (half.lat.quantile(0.5).unwrap_or(0), half.lat.quantile(0.99).unwrap_or(0));
+    r.notes.push(format!(
+        "with a 0.5 ms epoch tick (HostConfig::epoch_tick), same load: p50 {} p99 {}",
+        crate::fmt_ns(Some(hp50 as f64)),
+        crate::fmt_ns(Some(hp99 as f64))
+    ));
+    r.extra.insert("half_tick_p50_ns".into(), json!(hp50));
+    r.extra.insert("half_tick_p99_ns".into(), json!(hp99));
     r.extra.insert("target_met".into(), json!(met));
     Ok(r)
 }

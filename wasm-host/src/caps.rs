@@ -57,8 +57,8 @@ pub enum LogStream {
 }
 
 /// Where guests' stdout and stderr go: one call per complete line (a final partial line
-/// is flushed when the guest ends). The default writes `[<pid>] line` to the host's
-/// stderr.
+/// is flushed when the guest ends). The default writes `[<pid> stdout] line` (or
+/// `stderr`) to the host's stderr.
 pub type LogSink = Arc<dyn Fn(Pid, LogStream, &[u8]) + Send + Sync>;
 
 /// The default log sink: `[<pid> stdout] line` on the host's stderr.
@@ -168,7 +168,8 @@ impl Caps {
         self
     }
 
-    /// Sets the memory cap in bytes (all of the guest's linear memories together).
+    /// Sets the memory cap in bytes: the most any one of the guest's linear memories may
+    /// grow to (a wasip1 module has one).
     pub fn memory_cap(mut self, bytes: u64) -> Caps {
         self.memory_cap = bytes;
         self

@@ -136,10 +136,24 @@ pub(crate) async fn run(host: Arc<HostInner>, artifact: Artifact, caps: Caps, en
         Ok(f) => f,
         Err(e) => return crashed("entry: ", &e),
     };
-    match func.call_async(&mut store, ()).await {
+    let reason = match func.call_async(&mut store, ()).await {
         Ok(()) => ExitReason::Normal,
         Err(e) => exit_reason(&e),
+    };
+    if !reason.is_normal() {
+        // Streams this guest writes end abnormally for their readers, as a crashed
+        // native owner's do (dropping them would read as a clean end).
+        let why = match rusm_otp::try_self_pid() {
+            Some(pid) => format!("{pid} exited: {reason}"),
+            None => format!("the writer exited: {reason}"),
+        };
+        for end in store.data_mut().streams.drain(..).flatten() {
+            if let StreamEnd::Writer(w) = end {
+                w.abort(&why);
+            }
+        }
     }
+    reason
 }
 
 /// An instantiation that failed for want of memory mappings names the limit.

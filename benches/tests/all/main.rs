@@ -86,3 +86,19 @@ fn unknown_scenario_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("usage"));
 }
+
+#[test]
+fn wasm_scenarios_report_both_sides() {
+    for args in [
+        &["run", "module-storm", "0.2", "--json", "--workers", "2"][..],
+        &["run", "module-storm-wat", "0.2", "--json", "--workers", "2"],
+        &["run", "fairness", "0.2", "--json", "--workers", "2"],
+    ] {
+        let v = run(args);
+        assert_sides_measured(&v);
+        assert!(v["target_met"].is_boolean(), "{v}");
+    }
+    let v = run(&["run", "idle-modules", "0", "--json", "--workers", "2", "--count", "500"]);
+    assert_eq!(v["count"], 500, "{v}");
+    assert!(v["bytes_per_guest"].as_f64().is_some_and(|b| b > 0.0), "{v}");
+}

@@ -67,6 +67,8 @@ pub mod abi {
     pub const ITEM_SIZE: usize = 24;
     /// Size of the fixed part of the record `info` writes.
     pub const INFO_HEADER: usize = 56;
+    /// The longest exit reason `exit` takes, in bytes.
+    pub const MAX_REASON: usize = 1024;
     /// The largest chunk one stream call moves.
     pub const STREAM_CHUNK: usize = 64 << 10;
 }
@@ -105,7 +107,7 @@ fn read_bytes(caller: &mut C<'_>, func: &str, ptr: i32, len: i32) -> Result<Vec<
 }
 
 fn read_str(caller: &mut C<'_>, func: &str, ptr: i32, len: i32) -> Result<String> {
-    String::from_utf8(read_bytes(caller, func, ptr, len)?).map_err(|_| trap(func, "the name is not UTF-8"))
+    String::from_utf8(read_bytes(caller, func, ptr, len)?).map_err(|_| trap(func, "the text is not UTF-8"))
 }
 
 fn write_bytes(caller: &mut C<'_>, func: &str, ptr: i32, data: &[u8]) -> Result<()> {
@@ -373,6 +375,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
     })?;
 
     linker.func_wrap(m, "exit", |mut c: C<'_>, who: i64, ptr: i32, len: i32| -> Result<i32> {
+        if len_arg("exit", len)? > MAX_REASON {
+            return Ok(INVALID);
+        }
         let text = read_str(&mut c, "exit", ptr, len)?;
         let alive = rusm_otp::is_alive(pid(who));
         rusm_otp::exit(pid(who), reason_from(&text));
@@ -445,7 +450,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
             let Ok(entry) = crate::resolve_entry(&art, None) else { return Ok(NOT_FOUND) };
             let caps = c.data().caps.for_child();
             let opts = SpawnOpts { link: flags & SPAWN_LINK != 0, monitor: flags & SPAWN_MONITOR != 0, ..SpawnOpts::default() };
-            let fut = process::run(host, art, caps, entry);
+            let fut = Box::pin(process::run(host, art, caps, entry));
             let Ok(s) = rusm_otp::spawn_future_opt("wasm", opts, fut) else { return Ok(LIMIT) };
             if !msg.is_empty() {
                 rusm_otp::send(s.pid, msg);
@@ -530,6 +535,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
             let cap = len_arg(f, cap)?;
             range(&c, f, ptr, cap)?;
             range(&c, f, out, 4)?;
+            if cap == 0 {
+                // Zero bytes read means end of stream: a zero-byte buffer cannot ask.
+                return Ok(INVALID);
+            }
             let r = match take_stream(&mut c, h) {
                 Some(StreamEnd::Reader(r)) => r,
                 Some(other) => {
