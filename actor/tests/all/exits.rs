@@ -310,5 +310,9 @@ fn a_tree_of_a_hundred_thousand_linked_processes_is_torn_down_completely() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert_eq!(node.handle().counters().live_tasks, 0);
+    // A process leaves the table as it exits; its task finishes just after.
+    while node.handle().counters().live_tasks != 0 {
+        assert!(std::time::Instant::now() < end, "{} tasks left", node.handle().counters().live_tasks);
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
