@@ -81,7 +81,7 @@ const SCENARIOS: &[(&str, &str)] = &[
     ),
     (
         "module-storm",
-        "Rust wasip1 fn main(){} guests spawned, run and reaped, 64 in flight per spawner (vs raw wasmtime, same engine)",
+        "Rust wasip1 fn main(){} guests spawned, run and reaped, 8 in flight per spawner (vs raw wasmtime, same engine)",
     ),
     (
         "module-storm-wat",

@@ -14,8 +14,8 @@
 //!   while 2x workers guests spin for ever, against the same jobs on an idle node.
 //!   Target: p99 <= 2 ms with the spinners.
 //! - `idle-modules`: RSS, page tables and memory mappings per guest parked in `receive`
-//!   (`--count`, default 10,000; against the same number of native processes parked in
-//!   receive). Target <= 16 KB per guest. Says how many parked guests fit under this
+//!   (`--count`, default 10,000; no baseline: the target is absolute). Target <= 16 KB
+//!   per guest. Says how many parked guests fit under this
 //!   machine's `vm.max_map_count`.
 
 use std::sync::Arc;

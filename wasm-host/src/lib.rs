@@ -127,8 +127,8 @@ pub enum HostError {
         /// wasmtime's message.
         why: String,
     },
-    /// The module imports something the host does not provide, with the wrong type, or is
-    /// a component (part 2 of the host loads components).
+    /// The module imports something the host does not provide, or with the wrong type.
+    /// (A component is not a core module: it fails as [`HostError::Compile`].)
     #[error("cannot link `{name}`: {why}")]
     Link {
         /// The artifact's name.

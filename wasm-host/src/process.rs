@@ -165,7 +165,7 @@ fn map_note(e: &wasmtime::Error) -> String {
     match (crate::current_map_count(), crate::read_max_map_count()) {
         (Some(now), Some(max)) => format!(
             " (out of memory mappings? this OS process has {now} of vm.max_map_count = {max}; \
-             raise it with `sysctl -w vm.max_map_count=...` or hibernate idle guests)"
+             raise it with `sysctl -w vm.max_map_count=...` or park fewer guests)"
         ),
         _ => String::new(),
     }
