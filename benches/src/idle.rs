@@ -220,13 +220,13 @@ fn run_child(side: &str, opts: &Opts) -> Value {
 
 /// Process-wide memory figures from /proc/self.
 #[derive(Debug, Clone, Copy)]
-struct Probe {
-    rss_kb: u64,
-    pte_kb: u64,
-    maps: u64,
+pub(crate) struct Probe {
+    pub(crate) rss_kb: u64,
+    pub(crate) pte_kb: u64,
+    pub(crate) maps: u64,
 }
 
-fn probe() -> Probe {
+pub(crate) fn probe() -> Probe {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     Probe {
         rss_kb: kb_field(&status, "VmRSS").unwrap_or(0),

@@ -295,20 +295,10 @@ fn jobs(opts: &Opts, host: &Host, job: &Artifact, spin: &Artifact, spinners: usi
 
 // ---- idle-modules ----
 
-fn rss_bytes() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb = |name: &str| {
-        s.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (kb("VmRSS:") + kb("VmPTE:")) * 1024
-}
-
-fn maps() -> u64 {
-    rusm_wasm::current_map_count().unwrap_or(0)
+/// RSS plus page tables, and memory mappings, of this process now.
+fn rss_and_maps() -> (u64, u64) {
+    let p = crate::idle::probe();
+    ((p.rss_kb + p.pte_kb) * 1024, p.maps)
 }
 
 pub fn idle_modules(opts: &Opts) -> Result<(), String> {
@@ -317,7 +307,7 @@ pub fn idle_modules(opts: &Opts) -> Result<(), String> {
     // Measured per parked guest: 2 mappings for its stack slot (made at Engine::new) and
     // 2-4 for its memory slot with a copy-on-write image. Leave room for everything else.
     let per_guest = 6;
-    let fits = (max_maps.saturating_sub(maps() + 8_000) / per_guest) as usize;
+    let fits = (max_maps.saturating_sub(rss_and_maps().1 + 8_000) / per_guest) as usize;
     let count = want.min(fits);
     let mut notes = Vec::new();
     if count < want {
@@ -338,12 +328,12 @@ pub fn idle_modules(opts: &Opts) -> Result<(), String> {
     // Warm the pool and allocator a little.
     park(&node, &host, &art, 64.min(count))?.1.into_iter().for_each(|p| node.exit(p, rusm_otp::ExitReason::Kill));
     std::thread::sleep(Duration::from_millis(100));
-    let (rss0, maps0) = (rss_bytes(), maps());
+    let (rss0, maps0) = rss_and_maps();
     let t = Instant::now();
     let (spawned, pids) = park(&node, &host, &art, count)?;
     let spawn_time = t.elapsed();
     std::thread::sleep(opts.duration());
-    let (rss1, maps1) = (rss_bytes(), maps());
+    let (rss1, maps1) = rss_and_maps();
     let t = Instant::now();
     for p in &pids {
         node.exit(*p, rusm_otp::ExitReason::Kill);

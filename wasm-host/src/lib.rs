@@ -330,7 +330,7 @@ impl Host {
 
     /// The artifact registered under `name`.
     pub fn artifact(&self, name: &str) -> Option<Artifact> {
-        self.inner.artifacts.read().get(name).cloned()
+        self.inner.artifact(name)
     }
 
     /// Starts `artifact` as a process on `node`. Instantiation happens in the process: an
@@ -342,10 +342,7 @@ impl Host {
     /// [`SpawnError::NoEntry`] if the entry is missing; [`SpawnError::Otp`] if the node
     /// refuses.
     pub fn spawn(&self, node: &Node, artifact: &Artifact, opts: WasmOpts) -> Result<Pid, SpawnError> {
-        let entry = resolve_entry(artifact, opts.entry.as_deref())?;
-        // Boxed here, once: the future holds the store and wasmtime's futures, and moving
-        // it by value down the spawn path was ~10% of a spawn storm in memmove.
-        let fut = Box::pin(process::run(self.inner.clone(), artifact.clone(), opts.caps, entry));
+        let fut = self.inner.guest(artifact, opts.entry.as_deref(), opts.caps)?;
         Ok(node.spawn_future("wasm", opts.spawn, fut)?)
     }
 
@@ -356,8 +353,7 @@ impl Host {
     ///
     /// As [`Host::spawn`].
     pub fn spawn_here(&self, artifact: &Artifact, opts: WasmOpts) -> Result<rusm_otp::Spawned, SpawnError> {
-        let entry = resolve_entry(artifact, opts.entry.as_deref())?;
-        let fut = Box::pin(process::run(self.inner.clone(), artifact.clone(), opts.caps, entry));
+        let fut = self.inner.guest(artifact, opts.entry.as_deref(), opts.caps)?;
         Ok(rusm_otp::spawn_future_opt("wasm", opts.spawn, fut)?)
     }
 }
@@ -365,6 +361,18 @@ impl Host {
 impl HostInner {
     pub(crate) fn artifact(&self, name: &str) -> Option<Artifact> {
         self.artifacts.read().get(name).cloned()
+    }
+
+    /// A guest's process body, boxed once: it holds the store and wasmtime's futures, and
+    /// moving it by value down the spawn path would copy all of that.
+    pub(crate) fn guest(
+        self: &Arc<Self>,
+        artifact: &Artifact,
+        entry: Option<&str>,
+        caps: Caps,
+    ) -> Result<std::pin::Pin<Box<process::Body>>, SpawnError> {
+        let entry = resolve_entry(artifact, entry)?;
+        Ok(Box::pin(process::run(self.clone(), artifact.clone(), caps, entry)))
     }
 }
 
@@ -375,7 +383,7 @@ fn entry_type_ok(module: &Module, name: &str) -> bool {
     }
 }
 
-pub(crate) fn resolve_entry(artifact: &Artifact, entry: Option<&str>) -> Result<ModuleExport, SpawnError> {
+fn resolve_entry(artifact: &Artifact, entry: Option<&str>) -> Result<ModuleExport, SpawnError> {
     let a = &artifact.inner;
     let no_entry = |e: &str| SpawnError::NoEntry { artifact: a.name.clone(), entry: e.to_owned() };
     match entry {

@@ -105,6 +105,9 @@ impl Future for YieldOnce {
     }
 }
 
+/// A guest's process body.
+pub(crate) type Body = dyn Future<Output = ExitReason> + Send;
+
 /// The process body: instantiate, call the entry, turn the outcome into an exit reason.
 pub(crate) async fn run(host: Arc<HostInner>, artifact: Artifact, caps: Caps, entry: ModuleExport) -> ExitReason {
     let engine = host.engine.clone();

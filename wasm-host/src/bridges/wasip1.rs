@@ -18,7 +18,7 @@ use rusm_otp::stream::{self, StreamWriter};
 use rusm_otp::{ExitReason, Message, MonitorRef, Pid, ProcessStatus, Received, SpawnOpts};
 use wasmtime::{Caller, Linker, Memory, Result};
 
-use crate::process::{self, MAX_TIMERS, ProcState, StreamEnd};
+use crate::process::{MAX_TIMERS, ProcState, StreamEnd};
 
 /// The constants of the raw `rusm` ABI: status codes, item kinds, flags and sizes.
 pub mod abi {
@@ -447,10 +447,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
             }
             let host = c.data().host.clone();
             let Some(art) = host.artifact(&name) else { return Ok(NOT_FOUND) };
-            let Ok(entry) = crate::resolve_entry(&art, None) else { return Ok(NOT_FOUND) };
             let caps = c.data().caps.for_child();
+            let Ok(fut) = host.guest(&art, None, caps) else { return Ok(NOT_FOUND) };
             let opts = SpawnOpts { link: flags & SPAWN_LINK != 0, monitor: flags & SPAWN_MONITOR != 0, ..SpawnOpts::default() };
-            let fut = Box::pin(process::run(host, art, caps, entry));
             let Ok(s) = rusm_otp::spawn_future_opt("wasm", opts, fut) else { return Ok(LIMIT) };
             if !msg.is_empty() {
                 rusm_otp::send(s.pid, msg);
