@@ -6,6 +6,7 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
 /// The hex SHA-256 of `bytes`: an artifact's content hash.
@@ -40,21 +41,50 @@ pub enum CacheOutcome {
     Miss,
 }
 
-/// Compiles `bytes`, or loads them precompiled from `dir`.
-pub(crate) fn load(engine: &Engine, dir: Option<&Path>, bytes: &[u8], hash: &str) -> wasmtime::Result<(Module, CacheOutcome)> {
+/// A compiled module or component.
+pub(crate) enum Compiled {
+    Module(Module),
+    Component(Component),
+}
+
+impl Compiled {
+    fn new(engine: &Engine, bytes: &[u8], component: bool) -> wasmtime::Result<Compiled> {
+        Ok(if component { Compiled::Component(Component::new(engine, bytes)?) } else { Compiled::Module(Module::new(engine, bytes)?) })
+    }
+
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        match self {
+            Compiled::Module(m) => m.serialize(),
+            Compiled::Component(c) => c.serialize(),
+        }
+    }
+}
+
+/// Compiles `bytes` (a component if `component`), or loads them precompiled from `dir`.
+pub(crate) fn load(engine: &Engine, dir: Option<&Path>, bytes: &[u8], hash: &str, component: bool) -> wasmtime::Result<(Compiled, CacheOutcome)> {
     let Some(dir) = dir else {
-        return Ok((Module::new(engine, bytes)?, CacheOutcome::Disabled));
+        return Ok((Compiled::new(engine, bytes, component)?, CacheOutcome::Disabled));
     };
     let path = entry_path(dir, engine, hash);
     // Read, not mapped: a mapped cache file truncated under a running host would be a
     // SIGBUS; an in-memory copy cannot be taken away.
     if let Ok(code) = std::fs::read(&path) {
-        // SAFETY: the file is one this host wrote with `Module::serialize` for an engine
+        // Why loading is sound: the file is one this host wrote with `serialize` for an engine
         // with the same compatibility hash (it is in the name), into a cache directory
         // the operator owns; wasmtime checks its header and engine settings again and
         // refuses a mismatch or a damaged file. A file someone else could write would be
         // unsound to load: the docs say the cache directory must be trusted.
-        match unsafe { Module::deserialize(engine, &code) } {
+        // A component's file is refused by `Module::deserialize` and the other way round.
+        let loaded = if component {
+            // SAFETY: written by this host's `Component::serialize` for this engine into
+            // the operator's cache directory, and checked again by wasmtime (see above).
+            unsafe { Component::deserialize(engine, &code) }.map(Compiled::Component)
+        } else {
+            // SAFETY: written by this host's `Module::serialize` for this engine into the
+            // operator's cache directory, and checked again by wasmtime (see above).
+            unsafe { Module::deserialize(engine, &code) }.map(Compiled::Module)
+        };
+        match loaded {
             Ok(m) => return Ok((m, CacheOutcome::Hit)),
             Err(_) => {
                 // Stale or damaged: compile again and overwrite it.
@@ -62,7 +92,7 @@ pub(crate) fn load(engine: &Engine, dir: Option<&Path>, bytes: &[u8], hash: &str
             }
         }
     }
-    let module = Module::new(engine, bytes)?;
+    let module = Compiled::new(engine, bytes, component)?;
     if std::fs::create_dir_all(dir).is_ok() {
         let tmp = dir.join(format!(".{hash}.{}.tmp", std::process::id()));
         if let Ok(code) = module.serialize()

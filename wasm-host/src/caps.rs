@@ -215,6 +215,16 @@ impl Caps {
     /// Builds the guest's WASI context. Preopens that cannot be opened are skipped with a
     /// line on the guest's stderr (the guest then sees them missing, as a denied path).
     pub(crate) fn build_wasi(&self, pid: Pid, argv0: &str, log: &LogSink) -> wasmtime_wasi::p1::WasiP1Ctx {
+        self.wasi_builder(pid, argv0, log).build_p1()
+    }
+
+    /// The same grants as [`Caps::build_wasi`], as the context of a component
+    /// (preview 2 and preview 3 share it).
+    pub(crate) fn build_wasi_ctx(&self, pid: Pid, argv0: &str, log: &LogSink) -> wasmtime_wasi::WasiCtx {
+        self.wasi_builder(pid, argv0, log).build()
+    }
+
+    fn wasi_builder(&self, pid: Pid, argv0: &str, log: &LogSink) -> WasiCtxBuilder {
         let mut b = WasiCtxBuilder::new();
         b.stdout(LogOut { pid, stream: LogStream::Stdout, sink: log.clone() });
         b.stderr(LogOut { pid, stream: LogStream::Stderr, sink: log.clone() });
@@ -233,7 +243,7 @@ impl Caps {
             b.inherit_network();
             b.allow_ip_name_lookup(true);
         }
-        b.build_p1()
+        b
     }
 }
 

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 use rusm_otp::{Node, Pid, SpawnOpts};
+use wasmtime::component::{Component, ComponentExportIndex};
 use wasmtime::{Engine, InstancePre, Module, ModuleExport};
 
 pub use bridges::wasip1::abi;
@@ -177,6 +178,7 @@ impl std::fmt::Debug for Host {
 pub(crate) struct HostInner {
     pub(crate) engine: Engine,
     linker: wasmtime::Linker<process::ProcState>,
+    components: wasmtime::component::Linker<process::ProcState>,
     artifacts: RwLock<HashMap<String, Artifact>>,
     pub(crate) config: HostConfig,
     ticker_stop: Arc<AtomicBool>,
@@ -198,12 +200,48 @@ pub struct Artifact {
 struct ArtifactInner {
     name: String,
     hash: String,
-    module: Module,
-    pre: InstancePre<process::ProcState>,
-    start: Option<ModuleExport>,
-    memory: Option<ModuleExport>,
-    uses_wasi: bool,
+    compiled: Compiled,
     cache: CacheOutcome,
+}
+
+/// What an artifact is, with what its spawns need precomputed.
+pub(crate) enum Compiled {
+    /// A core module (wasip1 and the raw `rusm` ABI).
+    Module {
+        module: Module,
+        pre: InstancePre<process::ProcState>,
+        start: Option<ModuleExport>,
+        memory: Option<ModuleExport>,
+        uses_wasi: bool,
+    },
+    /// A component (wasip2/wasip3 and the `rusm:runtime` world).
+    Component {
+        component: Component,
+        pre: wasmtime::component::InstancePre<process::ProcState>,
+        entry: Option<ComponentEntry>,
+    },
+}
+
+/// How a component's process body calls it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ComponentEntry {
+    /// A `func()` export (the `process` world's `run`): `call_async`.
+    Func(ComponentExportIndex),
+    /// An `async func()` export (the `process-p3` world's `run`): `call_concurrent`.
+    AsyncFunc(ComponentExportIndex),
+    /// `wasi:cli/run@0.2.x`'s `run: func() -> result` (a command).
+    CliRun(ComponentExportIndex),
+    /// `wasi:cli/run@0.3.x`'s `run: async func() -> result`.
+    CliRunAsync(ComponentExportIndex),
+}
+
+/// Which kind of artifact: see [`Artifact::kind`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArtifactKind {
+    /// A core module.
+    Module,
+    /// A component.
+    Component,
 }
 
 impl std::fmt::Debug for Artifact {
@@ -231,9 +269,28 @@ impl Artifact {
         self.inner.cache
     }
 
-    /// The wasmtime module.
-    pub fn module(&self) -> &Module {
-        &self.inner.module
+    /// A core module or a component.
+    pub fn kind(&self) -> ArtifactKind {
+        match self.inner.compiled {
+            Compiled::Module { .. } => ArtifactKind::Module,
+            Compiled::Component { .. } => ArtifactKind::Component,
+        }
+    }
+
+    /// The wasmtime module, if this is a core module.
+    pub fn module(&self) -> Option<&Module> {
+        match &self.inner.compiled {
+            Compiled::Module { module, .. } => Some(module),
+            Compiled::Component { .. } => None,
+        }
+    }
+
+    /// The wasmtime component, if this is a component.
+    pub fn component(&self) -> Option<&Component> {
+        match &self.inner.compiled {
+            Compiled::Component { component, .. } => Some(component),
+            Compiled::Module { .. } => None,
+        }
     }
 }
 
@@ -242,7 +299,9 @@ impl Artifact {
 pub struct WasmOpts {
     /// What it may touch.
     pub caps: Caps,
-    /// The export to call: `_start` when `None`.
+    /// The export to call. `None`: `_start` for a module; for a component its `run`
+    /// export (the `rusm:runtime` worlds) or `wasi:cli/run`'s `run` (a command). A named
+    /// entry is a `() -> ()` function export, sync or (a component's) async.
     pub entry: Option<String>,
     /// Link, monitor, trap_exit, label, mailbox bound (as for native processes).
     pub spawn: SpawnOpts,
@@ -258,12 +317,16 @@ impl Host {
         let engine = Engine::new(&engine_config(&config)).map_err(|e| HostError::Engine(explain_engine_error(&config, &e)))?;
         let mut linker = wasmtime::Linker::new(&engine);
         bridges::wasip1::add_to_linker(&mut linker).map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        let mut components = wasmtime::component::Linker::new(&engine);
+        bridges::wasip2::add_to_linker(&mut components).map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        bridges::wasip3::add_to_linker(&mut components).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let stop = Arc::new(AtomicBool::new(false));
         start_ticker(engine.clone(), config.epoch_tick, stop.clone());
         Ok(Host {
             inner: Arc::new(HostInner {
                 engine,
                 linker,
+                components,
                 artifacts: RwLock::new(HashMap::new()),
                 config,
                 ticker_stop: stop,
@@ -281,37 +344,37 @@ impl Host {
         &self.inner.config
     }
 
-    /// Compiles (or loads from the cache) a core module, Wasm binary or WAT text, links it
-    /// and registers it under `name` (replacing an older artifact of that name for later
-    /// spawns; running guests keep theirs).
+    /// Compiles (or loads from the cache) a core module or a component, Wasm binary or
+    /// WAT text, links it and registers it under `name` (replacing an older artifact of
+    /// that name for later spawns; running guests keep theirs).
     ///
     /// # Errors
     ///
     /// [`HostError::Compile`], [`HostError::Link`].
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Artifact, HostError> {
         let hash = cache::content_hash(bytes);
-        let (module, cache) = cache::load(&self.inner.engine, self.inner.config.cache_dir.as_deref(), bytes, &hash)
+        let component = is_component(bytes);
+        let (compiled, cache) = cache::load(&self.inner.engine, self.inner.config.cache_dir.as_deref(), bytes, &hash, component)
             .map_err(|e| HostError::Compile { name: name.to_owned(), why: format!("{e:#}") })?;
         let link_err = |why: String| HostError::Link { name: name.to_owned(), why };
-        let pre = self.inner.linker.instantiate_pre(&module).map_err(|e| link_err(format!("{e:#}")))?;
-        let start = module.get_export_index("_start");
-        if start.is_some() && !entry_type_ok(&module, "_start") {
-            return Err(link_err("`_start` is not a () -> () function".into()));
-        }
-        let memory = module.get_export_index("memory");
-        let uses_wasi = module.imports().any(|i| i.module().starts_with("wasi_"));
-        let art = Artifact {
-            inner: Arc::new(ArtifactInner {
-                name: name.to_owned(),
-                hash,
-                module,
-                pre,
-                start,
-                memory,
-                uses_wasi,
-                cache,
-            }),
+        let compiled = match compiled {
+            cache::Compiled::Module(module) => {
+                let pre = self.inner.linker.instantiate_pre(&module).map_err(|e| link_err(format!("{e:#}")))?;
+                let start = module.get_export_index("_start");
+                if start.is_some() && !entry_type_ok(&module, "_start") {
+                    return Err(link_err("`_start` is not a () -> () function".into()));
+                }
+                let memory = module.get_export_index("memory");
+                let uses_wasi = module.imports().any(|i| i.module().starts_with("wasi_"));
+                Compiled::Module { module, pre, start, memory, uses_wasi }
+            }
+            cache::Compiled::Component(component) => {
+                let pre = self.inner.components.instantiate_pre(&component).map_err(|e| link_err(format!("{e:#}")))?;
+                let entry = component_entry(&self.inner.engine, &component, None);
+                Compiled::Component { component, pre, entry }
+            }
         };
+        let art = Artifact { inner: Arc::new(ArtifactInner { name: name.to_owned(), hash, compiled, cache }) };
         self.inner.artifacts.write().insert(name.to_owned(), art.clone());
         Ok(art)
     }
@@ -371,8 +434,20 @@ impl HostInner {
         entry: Option<&str>,
         caps: Caps,
     ) -> Result<std::pin::Pin<Box<process::Body>>, SpawnError> {
-        let entry = resolve_entry(artifact, entry)?;
-        Ok(Box::pin(process::run(self.clone(), artifact.clone(), caps, entry)))
+        Ok(match &artifact.inner.compiled {
+            Compiled::Module { .. } => {
+                let entry = resolve_entry(artifact, entry)?;
+                Box::pin(process::run(self.clone(), artifact.clone(), caps, entry))
+            }
+            Compiled::Component { component, entry: default, .. } => {
+                let no_entry = |e: &str| SpawnError::NoEntry { artifact: artifact.name().to_owned(), entry: e.to_owned() };
+                let entry = match entry {
+                    None => default.ok_or_else(|| no_entry("run"))?,
+                    Some(name) => component_entry(&self.engine, component, Some(name)).ok_or_else(|| no_entry(name))?,
+                };
+                Box::pin(process::run_component(self.clone(), artifact.clone(), caps, entry))
+            }
+        })
     }
 }
 
@@ -386,15 +461,71 @@ fn entry_type_ok(module: &Module, name: &str) -> bool {
 fn resolve_entry(artifact: &Artifact, entry: Option<&str>) -> Result<ModuleExport, SpawnError> {
     let a = &artifact.inner;
     let no_entry = |e: &str| SpawnError::NoEntry { artifact: a.name.clone(), entry: e.to_owned() };
+    let Compiled::Module { module, start, .. } = &a.compiled else {
+        return Err(no_entry(entry.unwrap_or("_start")));
+    };
     match entry {
-        None | Some("_start") => a.start.ok_or_else(|| no_entry("_start")),
+        None | Some("_start") => start.ok_or_else(|| no_entry("_start")),
         Some(name) => {
-            if !entry_type_ok(&a.module, name) {
+            if !entry_type_ok(module, name) {
                 return Err(no_entry(name));
             }
-            a.module.get_export_index(name).ok_or_else(|| no_entry(name))
+            module.get_export_index(name).ok_or_else(|| no_entry(name))
         }
     }
+}
+
+/// Whether `bytes` are a component (binary: layer 1 in the header; text: starts with
+/// `(component`).
+fn is_component(bytes: &[u8]) -> bool {
+    if let Some(header) = bytes.strip_prefix(b"\0asm") {
+        return header.len() >= 4 && header[2..4] == [1, 0];
+    }
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]);
+    let mut rest = text.trim_start();
+    // Skip line comments before the first form.
+    while let Some(after) = rest.strip_prefix(";;") {
+        rest = after.split_once('\n').map_or("", |(_, r)| r).trim_start();
+    }
+    rest.starts_with("(component")
+}
+
+/// The export a component's process calls: `name`'s top-level `() -> ()` function
+/// (sync or async); without a name, `run`, then `wasi:cli/run@0.2.x`/`@0.3.x`'s `run`.
+fn component_entry(engine: &Engine, component: &Component, name: Option<&str>) -> Option<ComponentEntry> {
+    use wasmtime::component::types::ComponentItem;
+    let ty = component.component_type();
+    let func_entry = |n: &str| {
+        let ComponentItem::ComponentFunc(f) = ty.get_export(engine, n)?.ty else { return None };
+        if f.params().len() != 0 || f.results().len() != 0 {
+            return None;
+        }
+        let idx = component.get_export_index(None, n)?;
+        Some(if f.async_() { ComponentEntry::AsyncFunc(idx) } else { ComponentEntry::Func(idx) })
+    };
+    if let Some(n) = name {
+        return func_entry(n);
+    }
+    if let Some(e) = func_entry("run") {
+        return Some(e);
+    }
+    for (export, item) in ty.exports(engine) {
+        let Some(version) = export.strip_prefix("wasi:cli/run@") else { continue };
+        let ComponentItem::ComponentInstance(inst) = item.ty else { continue };
+        let Some(ComponentItem::ComponentFunc(f)) = inst.get_export(engine, "run").map(|e| e.ty) else { continue };
+        if f.params().len() != 0 || f.results().len() != 1 {
+            continue;
+        }
+        let outer = component.get_export_index(None, export)?;
+        let idx = component.get_export_index(Some(&outer), "run")?;
+        if version.starts_with("0.2.") && !f.async_() {
+            return Some(ComponentEntry::CliRun(idx));
+        }
+        if version.starts_with("0.3.") && f.async_() {
+            return Some(ComponentEntry::CliRunAsync(idx));
+        }
+    }
+    None
 }
 
 fn engine_config(c: &HostConfig) -> wasmtime::Config {
@@ -409,7 +540,9 @@ fn engine_config(c: &HostConfig) -> wasmtime::Config {
         .memory_reservation_for_growth(0)
         .wasm_component_model_async(true);
     let mut p = PoolingAllocationConfig::new();
-    p.total_core_instances(c.instances)
+    // A Rust component has about 3 core instances (WASMTIME48 Q4): size the core pool
+    // for components as well as modules.
+    p.total_core_instances(c.instances.saturating_mul(4))
         .total_component_instances(c.instances)
         .total_memories(c.memories)
         .total_tables(c.tables)

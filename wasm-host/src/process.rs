@@ -8,11 +8,13 @@ use std::task::{Context, Poll};
 
 use rusm_otp::stream::{StreamReader, StreamWriter};
 use rusm_otp::{ExitReason, TimerRef};
+use wasmtime::component::ResourceTable;
 use wasmtime::{Extern, Memory, ModuleExport, Store, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::caps::{Caps, Limiter};
-use crate::{Artifact, HostInner};
+use crate::{Artifact, Compiled, ComponentEntry, HostInner};
 
 /// The longest exit reason a guest can produce; longer ones are cut.
 const MAX_REASON: usize = 1024;
@@ -31,10 +33,18 @@ pub(crate) struct ProcState {
     pub(crate) artifact: Artifact,
     pub(crate) caps: Caps,
     wasi: Option<WasiP1Ctx>,
+    /// A component's WASI context (preview 2 and 3), built on first use.
+    wasi_ctx: Option<WasiCtx>,
+    /// A component's resources (WASI's; process streams use their own handles).
+    table: ResourceTable,
     pub(crate) limiter: Limiter,
     pub(crate) memory: Option<Memory>,
     /// Stream handles: index + 1 is the handle; `None` is a free slot.
     pub(crate) streams: Vec<Option<StreamEnd>>,
+    /// Handles closed and free for reuse.
+    pub(crate) free_streams: Vec<u32>,
+    /// Writers fed from a p3 guest's `stream<u8>` (`pipes.send-to`).
+    pub(crate) pumps: Vec<Arc<parking_lot::Mutex<Option<StreamWriter>>>>,
     pub(crate) timers: BTreeMap<u64, TimerRef>,
     pub(crate) next_timer: u64,
     /// The part of the last received payload the guest's buffer did not hold.
@@ -52,8 +62,12 @@ impl ProcState {
             artifact,
             caps,
             wasi: None,
+            wasi_ctx: None,
+            table: ResourceTable::new(),
             memory: None,
             streams: Vec::new(),
+            free_streams: Vec::new(),
+            pumps: Vec::new(),
             timers: BTreeMap::new(),
             next_timer: 1,
             rest: Vec::new(),
@@ -66,25 +80,51 @@ impl ProcState {
     /// WASI never pays for one).
     pub(crate) fn wasi(&mut self) -> &mut WasiP1Ctx {
         if self.wasi.is_none() {
-            let pid = rusm_otp::try_self_pid().unwrap_or(rusm_otp::Pid::from_u64(0));
+            let pid = self.argv0_pid();
             let ctx = self.caps.build_wasi(pid, self.artifact.name(), &self.host.config.log);
             self.wasi = Some(ctx);
         }
         self.wasi.as_mut().expect("built above")
     }
 
+    fn argv0_pid(&self) -> rusm_otp::Pid {
+        rusm_otp::try_self_pid().unwrap_or(rusm_otp::Pid::from_u64(0))
+    }
+
+    /// A new handle for `end`: a freed one if any (a slot emptied only while a call waits
+    /// on its stream is not free).
     pub(crate) fn add_stream(&mut self, end: StreamEnd) -> u32 {
-        if let Some(i) = self.streams.iter().position(Option::is_none) {
-            self.streams[i] = Some(end);
-            return i as u32 + 1;
+        if let Some(h) = self.free_streams.pop() {
+            self.streams[h as usize - 1] = Some(end);
+            return h;
         }
         self.streams.push(Some(end));
         self.streams.len() as u32
     }
 
+    /// Frees handle `h` for reuse (its end already taken or dropped).
+    pub(crate) fn free_stream(&mut self, h: u32) {
+        let Some(slot) = (h as usize).checked_sub(1).and_then(|i| self.streams.get_mut(i)) else { return };
+        *slot = None;
+        if !self.free_streams.contains(&h) {
+            self.free_streams.push(h);
+        }
+    }
+
     pub(crate) fn stream_slot(&mut self, handle: i32) -> Option<&mut Option<StreamEnd>> {
         let i = usize::try_from(handle).ok()?.checked_sub(1)?;
         self.streams.get_mut(i).filter(|s| s.is_some())
+    }
+}
+
+impl WasiView for ProcState {
+    /// A component's WASI context, built on its first WASI call.
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        if self.wasi_ctx.is_none() {
+            let pid = self.argv0_pid();
+            self.wasi_ctx = Some(self.caps.build_wasi_ctx(pid, self.artifact.name(), &self.host.config.log));
+        }
+        WasiCtxView { ctx: self.wasi_ctx.as_mut().expect("built above"), table: &mut self.table }
     }
 }
 
@@ -110,25 +150,19 @@ pub(crate) type Body = dyn Future<Output = ExitReason> + Send;
 
 /// The process body: instantiate, call the entry, turn the outcome into an exit reason.
 pub(crate) async fn run(host: Arc<HostInner>, artifact: Artifact, caps: Caps, entry: ModuleExport) -> ExitReason {
-    let engine = host.engine.clone();
-    let uses_wasi = artifact.inner.uses_wasi;
-    let mut store = Store::new(&engine, ProcState::new(host, artifact.clone(), caps));
-    store.limiter(|s| &mut s.limiter);
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|mut cx| {
-        cx.data_mut().preemptions += 1;
-        Ok(UpdateDeadline::YieldCustom(1, Box::pin(YieldOnce::default())))
-    });
-    if uses_wasi {
+    let Compiled::Module { pre, memory, uses_wasi, .. } = &artifact.inner.compiled else {
+        return ExitReason::Crashed("not a core module".into());
+    };
+    let mut store = new_store(host, &artifact, caps);
+    if *uses_wasi {
         // Build the context before the guest runs, outside its time slice.
         store.data_mut().wasi();
     }
-    let a = &artifact.inner;
-    let instance = match a.pre.instantiate_async(&mut store).await {
+    let instance = match pre.instantiate_async(&mut store).await {
         Ok(i) => i,
         Err(e) => return crashed(&format!("instantiate{}: ", map_note(&e)), &e),
     };
-    if let Some(m) = &a.memory {
+    if let Some(m) = memory {
         let mem = instance.get_module_export(&mut store, m).and_then(Extern::into_memory);
         store.data_mut().memory = mem;
     }
@@ -143,6 +177,86 @@ pub(crate) async fn run(host: Arc<HostInner>, artifact: Artifact, caps: Caps, en
         Ok(()) => ExitReason::Normal,
         Err(e) => exit_reason(&e),
     };
+    finish(&mut store, reason)
+}
+
+/// A store for one guest: its limiter, and an epoch deadline that yields to the
+/// scheduler at every tick.
+fn new_store(host: Arc<HostInner>, artifact: &Artifact, caps: Caps) -> Store<ProcState> {
+    let engine = host.engine.clone();
+    let mut store = Store::new(&engine, ProcState::new(host, artifact.clone(), caps));
+    store.limiter(|s| &mut s.limiter);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|mut cx| {
+        cx.data_mut().preemptions += 1;
+        Ok(UpdateDeadline::YieldCustom(1, Box::pin(YieldOnce::default())))
+    });
+    store
+}
+
+/// A component's process body: instantiate through its `InstancePre`, call the entry.
+pub(crate) async fn run_component(host: Arc<HostInner>, artifact: Artifact, caps: Caps, entry: ComponentEntry) -> ExitReason {
+    let Compiled::Component { pre, .. } = &artifact.inner.compiled else {
+        return ExitReason::Crashed("not a component".into());
+    };
+    let mut store = new_store(host, &artifact, caps);
+    let instance = match pre.instantiate_async(&mut store).await {
+        Ok(i) => i,
+        Err(e) => return crashed(&format!("instantiate{}: ", map_note(&e)), &e),
+    };
+    let outcome: wasmtime::Result<ExitReason> = async {
+        match entry {
+            ComponentEntry::Func(idx) => {
+                let f = instance.get_typed_func::<(), ()>(&mut store, &idx)?;
+                f.call_async(&mut store, ()).await?;
+                Ok(ExitReason::Normal)
+            }
+            ComponentEntry::AsyncFunc(idx) => {
+                let f = instance.get_typed_func::<(), ()>(&mut store, &idx)?;
+                signals_wake(store.run_concurrent(async |acc| f.call_concurrent(acc, ()).await)).await??;
+                Ok(ExitReason::Normal)
+            }
+            ComponentEntry::CliRun(idx) => {
+                let f = instance.get_typed_func::<(), (Result<(), ()>,)>(&mut store, &idx)?;
+                let (r,) = f.call_async(&mut store, ()).await?;
+                Ok(cli_exit(r))
+            }
+            ComponentEntry::CliRunAsync(idx) => {
+                let f = instance.get_typed_func::<(), (Result<(), ()>,)>(&mut store, &idx)?;
+                let (r,) = signals_wake(store.run_concurrent(async |acc| f.call_concurrent(acc, ()).await)).await??;
+                Ok(cli_exit(r))
+            }
+        }
+    }
+    .await;
+    let reason = outcome.unwrap_or_else(|e| exit_reason(&e));
+    finish(&mut store, reason)
+}
+
+/// Drives a p3 guest's event loop with the process's signals watched: whatever its tasks
+/// wait on (a host stream, a timer, a guest future), a kill wakes the process and ends it.
+async fn signals_wake<F: Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        let r = fut.as_mut().poll(cx);
+        if r.is_pending() {
+            rusm_otp::watch_signals(cx);
+        }
+        r
+    })
+    .await
+}
+
+/// A command's `run` returning `err` is exit status 1, as a native program's.
+fn cli_exit(r: Result<(), ()>) -> ExitReason {
+    match r {
+        Ok(()) => ExitReason::Normal,
+        Err(()) => ExitReason::Other("exit status 1".into()),
+    }
+}
+
+/// The end of any guest: streams it writes end abnormally if it did.
+fn finish(store: &mut Store<ProcState>, reason: ExitReason) -> ExitReason {
     if !reason.is_normal() {
         // Streams this guest writes end abnormally for their readers, as a crashed
         // native owner's do (dropping them would read as a clean end).
@@ -150,8 +264,14 @@ pub(crate) async fn run(host: Arc<HostInner>, artifact: Artifact, caps: Caps, en
             Some(pid) => format!("{pid} exited: {reason}"),
             None => format!("the writer exited: {reason}"),
         };
-        for end in store.data_mut().streams.drain(..).flatten() {
+        let st = store.data_mut();
+        for end in st.streams.drain(..).flatten() {
             if let StreamEnd::Writer(w) = end {
+                w.abort(&why);
+            }
+        }
+        for pump in st.pumps.drain(..) {
+            if let Some(w) = pump.lock().take() {
                 w.abort(&why);
             }
         }

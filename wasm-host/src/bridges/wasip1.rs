@@ -123,14 +123,14 @@ fn pid(v: i64) -> Pid {
 
 /// Which mailbox items a receive takes: kinds, a prefix messages must start with, and
 /// the monitor a `Down` must be for (0: any).
-struct Filter {
-    kinds: u32,
-    tag: Vec<u8>,
-    monitor: u64,
+pub(crate) struct Filter {
+    pub(crate) kinds: u32,
+    pub(crate) tag: Vec<u8>,
+    pub(crate) monitor: u64,
 }
 
 impl Filter {
-    fn any() -> Filter {
+    pub(crate) fn any() -> Filter {
         Filter { kinds: KIND_ANY, tag: Vec::new(), monitor: 0 }
     }
 
@@ -150,7 +150,7 @@ impl Filter {
 
 /// Waits (parking the process, not the thread) for the first item `filter` takes;
 /// `None` after `timeout_ms` (negative: no timeout; 0: only what is there now).
-async fn recv(filter: Filter, timeout_ms: i64) -> Option<Received> {
+pub(crate) async fn recv(filter: Filter, timeout_ms: i64) -> Option<Received> {
     let mut scan = rusm_otp::MatchScan::default();
     let mut sleep = (timeout_ms > 0).then(|| rusm_sched::Sleep::new(Duration::from_millis(timeout_ms as u64)));
     poll_fn(|cx| {
@@ -172,7 +172,7 @@ async fn recv(filter: Filter, timeout_ms: i64) -> Option<Received> {
 
 /// Waits on `poll` with the process's signals watched: a kill wakes it (and the process
 /// shows as waiting meanwhile).
-async fn watched<T>(mut poll: impl FnMut(&mut std::task::Context<'_>) -> Poll<T>) -> T {
+pub(crate) async fn watched<T>(mut poll: impl FnMut(&mut std::task::Context<'_>) -> Poll<T>) -> T {
     let mut parked = false;
     let v = poll_fn(|cx| match poll(cx) {
         Poll::Ready(v) => Poll::Ready(v),
@@ -220,7 +220,7 @@ fn deliver(caller: &mut C<'_>, func: &str, item: Received, buf: i32, cap: usize,
     Ok(OK)
 }
 
-fn status_code(s: ProcessStatus) -> u32 {
+pub(crate) fn status_code(s: ProcessStatus) -> u32 {
     match s {
         ProcessStatus::Running => 0,
         ProcessStatus::Runnable => 1,
@@ -561,7 +561,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
     })?;
 
     linker.func_wrap(m, "stream_close", |mut c: C<'_>, h: i32| -> i32 {
-        match take_stream(&mut c, h) {
+        let code = match take_stream(&mut c, h) {
             Some(StreamEnd::Writer(w)) => {
                 w.close();
                 OK
@@ -570,8 +570,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
                 drop(r);
                 OK
             }
-            None => BAD_HANDLE,
-        }
+            None => return BAD_HANDLE,
+        };
+        c.data_mut().free_stream(h as u32);
+        code
     })?;
 
     linker.func_wrap_async(m, "stream_accept", |mut c: C<'_>, (timeout_ms, out_handle, out_from): (i64, i32, i32)| {
