@@ -84,7 +84,16 @@ pub struct ChildSpec {
     id: String,
     restart: Restart,
     shutdown: Shutdown,
-    body: Arc<dyn Fn() + Send + Sync + 'static>,
+    start: Start,
+}
+
+/// How a child is started: a native body, or a start function (OTP's `start` MFA).
+type StartFn = dyn Fn(SpawnOpts) -> Result<Pid, String> + Send + Sync + 'static;
+
+#[derive(Clone)]
+enum Start {
+    Body(Arc<dyn Fn() + Send + Sync + 'static>),
+    With(Arc<StartFn>),
 }
 
 impl std::fmt::Debug for ChildSpec {
@@ -105,7 +114,25 @@ impl ChildSpec {
             id: id.into(),
             restart,
             shutdown: Shutdown::Timeout(Duration::from_secs(5)),
-            body: Arc::new(body),
+            start: Start::Body(Arc::new(body)),
+        }
+    }
+
+    /// A child started by `start`, called in the supervisor's process with the options
+    /// the child must be spawned with (linked to the caller, labelled with the id): OTP's
+    /// start function, for children that are not native bodies, such as Wasm guests
+    /// (`rusm_wasm::Host::spawn_here`). An `Err` counts as a failed start: the child is
+    /// left not running, as when a native spawn fails.
+    pub fn start_with(
+        id: impl Into<String>,
+        restart: Restart,
+        start: impl Fn(SpawnOpts) -> Result<Pid, String> + Send + Sync + 'static,
+    ) -> Self {
+        ChildSpec {
+            id: id.into(),
+            restart,
+            shutdown: Shutdown::Timeout(Duration::from_secs(5)),
+            start: Start::With(Arc::new(start)),
         }
     }
 
@@ -216,13 +243,18 @@ pub(crate) fn run(spec: SupervisorSpec, parent: Option<Pid>) {
 
 impl Sup {
     fn start(&mut self, i: usize) {
-        let body = self.children[i].spec.body.clone();
         let opts = SpawnOpts {
             link: true,
             label: Some(self.children[i].spec.id.clone()),
             ..SpawnOpts::default()
         };
-        self.children[i].pid = crate::spawn_opt(opts, move || body()).ok().map(|s| s.pid);
+        self.children[i].pid = match &self.children[i].spec.start {
+            Start::Body(body) => {
+                let body = body.clone();
+                crate::spawn_opt(opts, move || body()).ok().map(|s| s.pid)
+            }
+            Start::With(start) => start(opts).ok(),
+        };
     }
 
     fn child_exited(&mut self, i: usize, reason: &ExitReason) {

@@ -164,9 +164,9 @@ fn storm_raw(opts: &Opts, host: &Host, art: &Artifact, d: Duration) -> Result<Si
     let mut linker: wasmtime::Linker<Raw> = wasmtime::Linker::new(&engine);
     wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut Raw| s.wasi.as_mut().expect("built before the call"))
         .map_err(|e| e.to_string())?;
-    let pre = linker.instantiate_pre(art.module()).map_err(|e| e.to_string())?;
-    let start_idx = art.module().get_export_index("_start").ok_or("no _start")?;
-    let uses_wasi = art.module().imports().any(|i| i.module().starts_with("wasi_"));
+    let pre = linker.instantiate_pre(art.module().ok_or("not a module")?).map_err(|e| e.to_string())?;
+    let start_idx = art.module().ok_or("not a module")?.get_export_index("_start").ok_or("no _start")?;
+    let uses_wasi = art.module().ok_or("not a module")?.imports().any(|i| i.module().starts_with("wasi_"));
     let deadline = Instant::now() + d;
     let start = Instant::now();
     let total = Arc::new(AtomicU64::new(0));

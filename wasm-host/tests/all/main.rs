@@ -3,6 +3,7 @@
 mod abi;
 mod caps;
 mod common;
+mod components;
 mod guests;
 mod misbehave;
 mod preempt;

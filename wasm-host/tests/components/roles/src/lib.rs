@@ -1,0 +1,278 @@
+//! A `rusm:runtime/process` component with one role per first message:
+//!
+//! - `drive` + [test pid][peer pid]: calls every function of `actor` and `streams` against
+//!   a native peer (tests/all/components.rs), asserting each result; sends `drive ok`.
+//! - `park`: receives for ever.
+//! - `trap`: traps at once. `spin`: loops for ever. `grow`: allocates until the memory
+//!   cap stops it. `bad-handle`: writes through a handle it does not own.
+//! - `serve <name>`: registers `name`; answers [reply-to][payload] with the payload;
+//!   the payload `crash` traps, `stop` returns.
+//! - `client <name> <count>` + [test pid]: `count` round trips to `name`, then
+//!   `client ok <count>` to the test.
+//! - `forward` + [next pid]: sends every message it gets on to `next`.
+
+wit_bindgen::generate!({ path: "../../../../wit", world: "rusm:runtime/process" });
+
+use rusm::runtime::actor::{self, Item, Kinds};
+use rusm::runtime::streams;
+use rusm::runtime::types::ExitReason;
+
+struct Roles;
+
+fn pid_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn message() -> Vec<u8> {
+    loop {
+        if let Item::Message(m) = actor::receive() {
+            return m;
+        }
+    }
+}
+
+fn with_pid(p: u64, payload: &[u8]) -> Vec<u8> {
+    let mut v = p.to_le_bytes().to_vec();
+    v.extend_from_slice(payload);
+    v
+}
+
+fn only_messages(tag: &[u8]) -> actor::Filter {
+    actor::Filter { kinds: Kinds::MESSAGE, tag: tag.to_vec(), monitor: None }
+}
+
+fn expect_message(tag: &[u8]) -> Vec<u8> {
+    match actor::receive_match(&only_messages(tag), Some(5000)) {
+        Some(Item::Message(m)) => m,
+        _ => panic!("no message tagged {:?} within 5 s", String::from_utf8_lossy(tag)),
+    }
+}
+
+fn down_for(m: u64) -> actor::Down {
+    let f = actor::Filter { kinds: Kinds::DOWN, tag: Vec::new(), monitor: Some(m) };
+    match actor::receive_match(&f, Some(5000)) {
+        Some(Item::Down(d)) => d,
+        _ => panic!("no down for monitor {m} within 5 s"),
+    }
+}
+
+fn spawn_role(role: &[u8], link: bool, monitor: bool) -> actor::Spawned {
+    let opts = actor::SpawnOptions { link, monitor, message: Some(role.to_vec()) };
+    actor::spawn("roles", &opts).expect("spawn roles")
+}
+
+fn drive(setup: &[u8]) {
+    let test = pid_at(setup, 0);
+    let peer = pid_at(setup, 8);
+    let me = actor::self_pid();
+    assert_ne!(me, 0);
+
+    // info, list-processes, is-alive
+    let info = actor::info(me).expect("info of self");
+    assert_eq!(info.pid, me);
+    assert_eq!(info.kind, "wasm");
+    assert!(matches!(info.status, actor::Status::Running));
+    assert!(actor::list_processes().contains(&me));
+    assert!(actor::list_processes().contains(&peer));
+    assert!(actor::is_alive(peer));
+
+    // send + receive through the native peer
+    actor::send(peer, &with_pid(me, b"hello"));
+    assert_eq!(expect_message(b"hello"), b"hello");
+
+    // receive with timeout: nothing there
+    assert!(actor::receive_timeout(0).is_none());
+    assert!(actor::receive_timeout(10).is_none());
+
+    // selective receive keeps what it skips, in order
+    actor::send(me, b"b:2");
+    actor::send(me, b"a:1");
+    actor::send(me, b"b:3");
+    assert_eq!(expect_message(b"a:"), b"a:1");
+    assert!(matches!(actor::receive(), Item::Message(m) if m == b"b:2"));
+    assert!(matches!(actor::receive(), Item::Message(m) if m == b"b:3"));
+
+    // registry
+    assert!(actor::register("drv", me).is_ok());
+    assert_eq!(actor::whereis("drv"), Some(me));
+    assert!(matches!(actor::register("drv2", me), Err(actor::RegisterError::Taken)));
+    assert!(actor::unregister("drv"));
+    assert!(!actor::unregister("drv"));
+    assert_eq!(actor::whereis("drv"), None);
+
+    // label
+    actor::set_label("driver");
+    assert_eq!(actor::info(me).expect("info").label.as_deref(), Some("driver"));
+
+    // spawn + monitor: a child that returns exits normal
+    let s = actor::spawn("noop", &actor::SpawnOptions { link: false, monitor: true, message: None }).expect("spawn noop");
+    let d = down_for(s.monitor.expect("a monitor ref"));
+    assert_eq!(d.pid, s.pid);
+    assert!(matches!(d.reason, ExitReason::Normal));
+    assert!(matches!(actor::spawn("no-such-artifact", &actor::SpawnOptions { link: false, monitor: false, message: None }), Err(actor::SpawnError::NotFound)));
+
+    // a dead pid: monitor gives noproc, is-alive false, info none, kill false
+    let dead = s.pid;
+    let m = actor::monitor(dead);
+    assert!(matches!(down_for(m).reason, ExitReason::Noproc));
+    assert!(!actor::is_alive(dead));
+    assert!(actor::info(dead).is_none());
+    assert!(!actor::kill(dead));
+
+    // links + trap-exit: a linked child's crash arrives as an exit item
+    assert!(!actor::trap_exit(true));
+    let child = spawn_role(b"trap", true, false);
+    let f = actor::Filter { kinds: Kinds::EXIT, tag: Vec::new(), monitor: None };
+    match actor::receive_match(&f, Some(5000)) {
+        Some(Item::Exit(e)) => {
+            assert_eq!(e.source, child.pid);
+            assert!(matches!(e.reason, ExitReason::Crashed(ref why) if why.contains("unreachable")), "{:?}", e.reason);
+        }
+        _ => panic!("no exit signal from the linked child"),
+    }
+
+    // demonitor
+    let m = actor::monitor(peer);
+    assert!(actor::demonitor(m, true));
+    assert!(!actor::demonitor(m, true));
+
+    // exit/2 with a reason, and kill
+    let child = spawn_role(b"park", false, true);
+    assert!(actor::exit(child.pid, &ExitReason::Other("bye".into())));
+    assert!(matches!(down_for(child.monitor.expect("ref")).reason, ExitReason::Other(ref s) if s == "bye"));
+    let child = spawn_role(b"park", false, true);
+    assert!(actor::kill(child.pid));
+    assert!(matches!(down_for(child.monitor.expect("ref")).reason, ExitReason::Killed));
+
+    // link, visible in info, unlink
+    actor::link(peer);
+    assert!(actor::info(me).expect("info").links.contains(&peer));
+    actor::unlink(peer);
+    assert!(!actor::info(me).expect("info").links.contains(&peer));
+
+    // timers
+    actor::send_after(me, b"tick", 5);
+    assert_eq!(expect_message(b"tick"), b"tick");
+    let t = actor::send_after(me, b"never", 60_000);
+    assert!(actor::cancel_timer(t));
+    assert!(!actor::cancel_timer(t));
+
+    // sleep
+    let t0 = std::time::Instant::now();
+    actor::sleep(5);
+    assert!(t0.elapsed() >= std::time::Duration::from_millis(5));
+
+    // streams: to the peer, which answers with what it counted
+    let w = streams::open(peer).expect("open a stream to the peer");
+    let data = vec![7u8; 100_000];
+    let mut sent = 0;
+    while sent < data.len() {
+        sent += w.write(&data[sent..]).expect("write") as usize;
+    }
+    streams::Writer::close(w);
+    assert_eq!(expect_message(b"got "), b"got 100000");
+    assert!(streams::open(dead).is_none());
+
+    // streams: from the peer, by accept and as a mailbox item
+    actor::send(peer, &with_pid(me, b"stream-me"));
+    let r = streams::accept(Some(5000)).expect("the peer's stream");
+    assert_eq!(r.peer(), peer);
+    let mut got = Vec::new();
+    loop {
+        let chunk = r.read(4096).expect("read");
+        if chunk.is_empty() {
+            break;
+        }
+        got.extend_from_slice(&chunk);
+    }
+    assert_eq!(got, b"from native".repeat(1000));
+    drop(r);
+    actor::send(peer, &with_pid(me, b"stream-me"));
+    let f = actor::Filter { kinds: Kinds::STREAM, tag: Vec::new(), monitor: None };
+    let Some(Item::Stream(r)) = actor::receive_match(&f, Some(5000)) else { panic!("no stream item") };
+    assert_eq!(r.read(11).expect("read"), b"from native");
+    drop(r);
+    assert!(streams::accept(Some(0)).is_none());
+
+    assert!(actor::trap_exit(false));
+    actor::send(test, b"drive ok");
+}
+
+impl Guest for Roles {
+    fn run() {
+        let first = message();
+        let text = String::from_utf8_lossy(&first).into_owned();
+        let mut words = text.split(' ');
+        match words.next().unwrap_or("") {
+            "drive" => drive(&message()),
+            "park" => loop {
+                actor::receive();
+            },
+            "trap" => core::arch::wasm32::unreachable(),
+            "spin" => {
+                let mut n = 0u64;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "grow" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "bad-handle" => {
+                // SAFETY (guest): deliberately not a handle this instance owns.
+                let w = unsafe { streams::Writer::from_handle(0x7ead) };
+                let _ = w.write(b"x");
+            }
+            "serve" => {
+                let name = words.next().unwrap_or("");
+                if !name.is_empty() {
+                    actor::register(name, actor::self_pid()).expect("register");
+                }
+                loop {
+                    let m = message();
+                    if m.len() < 8 {
+                        continue;
+                    }
+                    match &m[8..] {
+                        b"crash" => core::arch::wasm32::unreachable(),
+                        b"stop" => return,
+                        payload => actor::send(pid_at(&m, 0), payload),
+                    }
+                }
+            }
+            "client" => {
+                let name = words.next().unwrap_or("");
+                let count: u32 = words.next().and_then(|n| n.parse().ok()).unwrap_or(1);
+                let test = pid_at(&message(), 0);
+                let server = loop {
+                    match actor::whereis(name) {
+                        Some(p) => break p,
+                        None => actor::sleep(1),
+                    }
+                };
+                let me = actor::self_pid();
+                for i in 0..count {
+                    let req = with_pid(me, format!("req:{i}").as_bytes());
+                    actor::send(server, &req);
+                    let reply = expect_message(b"req:");
+                    assert_eq!(reply, format!("req:{i}").as_bytes(), "replies come in order");
+                }
+                actor::send(test, format!("client ok {count}").as_bytes());
+            }
+            "forward" => {
+                let next = pid_at(&message(), 0);
+                loop {
+                    let m = message();
+                    actor::send(next, &m);
+                }
+            }
+            other => panic!("unknown role {other:?}"),
+        }
+    }
+}
+
+export!(Roles);
