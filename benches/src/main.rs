@@ -42,6 +42,7 @@
 
 #![forbid(unsafe_code)]
 
+mod component;
 mod idle;
 mod otp;
 mod pingpong;
@@ -94,6 +95,18 @@ const SCENARIOS: &[(&str, &str)] = &[
     (
         "idle-modules",
         "RSS and mappings per guest parked in receive; --count N (default 10000); how many fit",
+    ),
+    (
+        "component-storm",
+        "Rust wasm32-wasip2 components (run returns) spawned, run and reaped, 8 in flight per spawner (vs raw wasmtime, same engine)",
+    ),
+    (
+        "component-pingpong",
+        "round trip between two components over send/receive (vs two native processes)",
+    ),
+    (
+        "idle-components",
+        "RSS and mappings per Rust component parked in receive; --count N (default 10000); how many fit",
     ),
     (
         "fiber-storm",
@@ -479,6 +492,9 @@ fn main() {
                 "module-storm-wat" => wasm::module_storm(&opts, false).map(|r| print_report(&opts, &r)),
                 "fairness" => wasm::fairness(&opts).map(|r| print_report(&opts, &r)),
                 "idle-modules" => wasm::idle_modules(&opts),
+                "component-storm" => component::component_storm(&opts).map(|r| print_report(&opts, &r)),
+                "component-pingpong" => component::component_pingpong(&opts).map(|r| print_report(&opts, &r)),
+                "idle-components" => component::idle_components(&opts),
                 "fiber-storm" => spawn_storm::run(&opts).map(|r| print_report(&opts, &r)),
                 "fiber-pingpong" => pingpong::run(&opts).map(|r| print_report(&opts, &r)),
                 "idle-fibers" | "idle-processes" => idle::run(&opts),

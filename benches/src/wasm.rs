@@ -32,15 +32,15 @@ use crate::{Opts, Report, Sampler, Side, Stats, fmt_int, nanos};
 const IN_FLIGHT: usize = 8;
 const SAMPLE_EVERY: u64 = 64;
 
-fn node(opts: &Opts) -> Result<Node, String> {
+pub(crate) fn node(opts: &Opts) -> Result<Node, String> {
     Ok(Node::with_runtime(crate::rusm_runtime(opts.workers)?))
 }
 
-fn quiet(cfg: HostConfig) -> HostConfig {
+pub(crate) fn quiet(cfg: HostConfig) -> HostConfig {
     HostConfig { log: Arc::new(|_, _, _| {}), ..cfg }
 }
 
-fn host(slots: u32, stacks: u32) -> Result<Host, String> {
+pub(crate) fn host(slots: u32, stacks: u32) -> Result<Host, String> {
     Host::new(quiet(HostConfig {
         instances: slots,
         memories: slots,
@@ -55,7 +55,7 @@ fn wat(name: &str) -> Vec<u8> {
     rusm_wasm::testing::fixture(name)
 }
 
-fn report(rusm: Side, baseline: Side, latency: bool) -> Report {
+pub(crate) fn report(rusm: Side, baseline: Side, latency: bool) -> Report {
     Report { rusm, baseline, latency, notes: Vec::new(), extra: serde_json::Map::new() }
 }
 
@@ -87,7 +87,7 @@ pub fn module_storm(opts: &Opts, rust_guest: bool) -> Result<Report, String> {
     Ok(r)
 }
 
-fn storm_rusm(opts: &Opts, host: &Host, art: &Artifact, d: Duration) -> Result<Side, String> {
+pub(crate) fn storm_rusm(opts: &Opts, host: &Host, art: &Artifact, d: Duration) -> Result<Side, String> {
     let node = node(opts)?;
     let deadline = Instant::now() + d;
     let start = Instant::now();
@@ -149,7 +149,7 @@ struct Raw {
 
 /// Polls `fut` to completion on this thread (nothing here waits on anything but the
 /// epoch yield, which wakes itself).
-fn spin_on<F: Future>(fut: F) -> F::Output {
+pub(crate) fn spin_on<F: Future>(fut: F) -> F::Output {
     let mut fut = std::pin::pin!(fut);
     let mut cx = Context::from_waker(Waker::noop());
     loop {
@@ -302,6 +302,19 @@ fn rss_and_maps() -> (u64, u64) {
 }
 
 pub fn idle_modules(opts: &Opts) -> Result<(), String> {
+    idle_guests(opts, IdleGuest::Module)
+}
+
+/// What `idle-modules` / `idle-components` park.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdleGuest {
+    /// parker.wat, a one-page core module.
+    Module,
+    /// parker.wasm, the smallest Rust component (wasm32-wasip2) that parks in receive.
+    Component,
+}
+
+pub(crate) fn idle_guests(opts: &Opts, kind: IdleGuest) -> Result<(), String> {
     let want = opts.count.unwrap_or(10_000);
     let max_maps = rusm_wasm::read_max_map_count().unwrap_or(65_530);
     // Measured per parked guest: 2 mappings for its stack slot (made at Engine::new) and
@@ -322,15 +335,28 @@ pub fn idle_modules(opts: &Opts) -> Result<(), String> {
         ));
     }
     let slots = count as u32 + 64;
-    let host = host(slots, slots)?;
-    let art = host.load("parker", &wat("parker")).map_err(|e| e.to_string())?;
+    let (host, art, first) = match kind {
+        IdleGuest::Module => {
+            let host = host(slots, slots)?;
+            let art = host.load("parker", &wat("parker")).map_err(|e| e.to_string())?;
+            (host, art, None)
+        }
+        IdleGuest::Component => {
+            // A Rust component has 3 core instances (in HostConfig::instances' 4x core
+            // pool) and 2 tables (its module's and the canonical-ABI shim's).
+            let host = Host::new(quiet(HostConfig { instances: slots, memories: slots, tables: 2 * slots, stacks: slots, ..HostConfig::default() }))
+                .map_err(|e| e.to_string())?;
+            let art = host.load("parker", &rusm_wasm::testing::component("parker")).map_err(|e| e.to_string())?;
+            (host, art, None)
+        }
+    };
     let node = node(opts)?;
     // Warm the pool and allocator a little.
-    park(&node, &host, &art, 64.min(count))?.1.into_iter().for_each(|p| node.exit(p, rusm_otp::ExitReason::Kill));
+    park(&node, &host, &art, first.clone(), 64.min(count))?.1.into_iter().for_each(|p| node.exit(p, rusm_otp::ExitReason::Kill));
     std::thread::sleep(Duration::from_millis(100));
     let (rss0, maps0) = rss_and_maps();
     let t = Instant::now();
-    let (spawned, pids) = park(&node, &host, &art, count)?;
+    let (spawned, pids) = park(&node, &host, &art, first, count)?;
     let spawn_time = t.elapsed();
     std::thread::sleep(opts.duration());
     let (rss1, maps1) = rss_and_maps();
@@ -358,7 +384,11 @@ pub fn idle_modules(opts: &Opts) -> Result<(), String> {
         );
         return Ok(());
     }
-    println!("{}", crate::header(opts, &format!("{} guests parked in receive", fmt_int(spawned as u64))));
+    let what = match kind {
+        IdleGuest::Module => "core-module guests (parker.wat)",
+        IdleGuest::Component => "Rust components (parker.wasm, wasm32-wasip2)",
+    };
+    println!("{}", crate::header(opts, &format!("{} {what} parked in receive", fmt_int(spawned as u64))));
     println!("rss + page tables per parked guest: {} B ({} mappings each)", fmt_int(per as u64), format_args!("{per_maps:.1}"));
     println!("spawn + park: {:?} ({:.1} us each); teardown: {teardown:?}", spawn_time, spawn_time.as_secs_f64() * 1e6 / spawned.max(1) as f64);
     println!("target: <= 16,384 B per parked guest: {}", if met { "met" } else { "NOT met" });
@@ -374,14 +404,19 @@ pub fn idle_modules(opts: &Opts) -> Result<(), String> {
 }
 
 /// Spawns `count` parker guests and waits for each one's hello (sent just before it parks).
-fn park(node: &Node, host: &Host, art: &Artifact, count: usize) -> Result<(usize, Vec<rusm_otp::Pid>), String> {
+fn park(node: &Node, host: &Host, art: &Artifact, first: Option<Vec<u8>>, count: usize) -> Result<(usize, Vec<rusm_otp::Pid>), String> {
     let (h, a) = (host.clone(), art.clone());
     node.run(move || {
         rusm_otp::register("idle-bench", rusm_otp::self_pid()).expect("the bench's name");
         let mut pids = Vec::with_capacity(count);
         for _ in 0..count {
             match h.spawn_here(&a, WasmOpts::default()) {
-                Ok(s) => pids.push(s.pid),
+                Ok(s) => {
+                    if let Some(m) = &first {
+                        rusm_otp::send(s.pid, m.clone());
+                    }
+                    pids.push(s.pid)
+                }
                 Err(e) => return Err(format!("spawn: {e}")),
             }
         }

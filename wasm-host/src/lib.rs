@@ -96,7 +96,8 @@ impl Default for HostConfig {
             epoch_tick: Duration::from_millis(1),
             instances: 10_000,
             memories: 10_000,
-            tables: 10_000,
+            // A Rust component has two tables (its module's and the canonical-ABI shim's).
+            tables: 20_000,
             stacks: 4_096,
             max_memory_size: caps::TRUSTED_MEMORY_CAP,
             memory_guard_size: 64 << 10,

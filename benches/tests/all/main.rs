@@ -102,3 +102,19 @@ fn wasm_scenarios_report_both_sides() {
     assert_eq!(v["count"], 500, "{v}");
     assert!(v["bytes_per_guest"].as_f64().is_some_and(|b| b > 0.0), "{v}");
 }
+
+#[test]
+fn component_scenarios_report_both_sides() {
+    for args in [
+        &["run", "component-storm", "0.2", "--json", "--workers", "2"][..],
+        &["run", "component-pingpong", "0.2", "--json", "--workers", "2"],
+    ] {
+        let v = run(args);
+        assert_sides_measured(&v);
+    }
+    let v = run(&["run", "component-storm", "0.2", "--json", "--workers", "2"]);
+    assert!(v["target_met"].is_boolean(), "{v}");
+    let v = run(&["run", "idle-components", "0", "--json", "--workers", "2", "--count", "300"]);
+    assert_eq!(v["count"], 300, "{v}");
+    assert!(v["bytes_per_guest"].as_f64().is_some_and(|b| b > 0.0), "{v}");
+}

@@ -10,6 +10,8 @@
 //! - `client <name> <count>` + [test pid]: `count` round trips to `name`, then
 //!   `client ok <count>` to the test.
 //! - `forward` + [next pid]: sends every message it gets on to `next`.
+//! - `pingpong <name> <count>` + [report pid]: `count` round trips to `name` (a
+//!   `serve`), then [count][total ns][every 16th trip's ns...] (u64s) to the report pid.
 
 wit_bindgen::generate!({ path: "../../../../wit", world: "rusm:runtime/process" });
 
@@ -262,6 +264,30 @@ impl Guest for Roles {
                     assert_eq!(reply, format!("req:{i}").as_bytes(), "replies come in order");
                 }
                 actor::send(test, format!("client ok {count}").as_bytes());
+            }
+            "pingpong" => {
+                let name = words.next().unwrap_or("");
+                let count: usize = words.next().and_then(|n| n.parse().ok()).unwrap_or(1);
+                let report = pid_at(&message(), 0);
+                let server = actor::whereis(name).expect("the server is registered");
+                let me = actor::self_pid();
+                let req = with_pid(me, b"ping");
+                // [count u64][total ns u64][every 16th trip's ns u64...]
+                let mut out = Vec::with_capacity(16 + count / 2 + 8);
+                out.extend_from_slice(&(count as u64).to_le_bytes());
+                out.extend_from_slice(&0u64.to_le_bytes());
+                let start = std::time::Instant::now();
+                for i in 0..count {
+                    let t = (i % 16 == 0).then(std::time::Instant::now);
+                    actor::send(server, &req);
+                    let _ = message();
+                    if let Some(t) = t {
+                        out.extend_from_slice(&(t.elapsed().as_nanos() as u64).to_le_bytes());
+                    }
+                }
+                let total = start.elapsed().as_nanos() as u64;
+                out[8..16].copy_from_slice(&total.to_le_bytes());
+                actor::send(report, &out);
             }
             "forward" => {
                 let next = pid_at(&message(), 0);
