@@ -236,3 +236,40 @@ fn simple_one_for_one_starts_children_on_demand() {
         std::thread::sleep(Duration::from_millis(2));
     }
 }
+
+#[test]
+fn a_child_started_by_a_start_function_is_linked_labelled_and_restarted() {
+    let node = node();
+    let starts = Arc::new(AtomicUsize::new(0));
+    let s2 = starts.clone();
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .intensity(10, Duration::from_secs(5))
+        .child(ChildSpec::start_with("started", Restart::Permanent, move |opts| {
+            s2.fetch_add(1, Ordering::SeqCst);
+            // The supervisor asks for a link to itself and the child's label.
+            assert!(opts.link);
+            assert_eq!(opts.label.as_deref(), Some("started"));
+            rusm_otp::spawn_opt(opts, idle).map(|s| s.pid).map_err(|e| e.to_string())
+        }))
+        .child(ChildSpec::start_with("refused", Restart::Permanent, |_| Err("no such artifact".into())));
+    let sup = node.start_supervisor(spec).unwrap();
+    let kids = children(&node, sup);
+    assert_eq!(kids.len(), 2);
+    let first = kids[0].1.expect("the start function's child runs");
+    assert_eq!(kids[1].1, None, "a failed start leaves the child not running");
+    let info = node.run(move || rusm_otp::info(first).unwrap()).unwrap();
+    assert!(info.links.contains(&sup));
+    assert_eq!(info.label.as_deref(), Some("started"));
+    crash(&node, first);
+    let end = Instant::now() + T;
+    loop {
+        let now = children(&node, sup)[0].1;
+        if now.is_some_and(|p| p != first) {
+            break;
+        }
+        assert!(Instant::now() < end, "not restarted");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(starts.load(Ordering::SeqCst), 2);
+    node.shutdown();
+}
