@@ -289,7 +289,8 @@ fn component_misbehaviour_is_a_crash_and_the_host_goes_on() {
         })
         .unwrap();
     assert!(crash_reason(&reasons[0]).contains("unreachable"), "{}", reasons[0]);
-    assert!(!crash_reason(&reasons[1]).is_empty(), "{}", reasons[1]);
+    // 0x7ead: a handle index this instance never had.
+    assert!(crash_reason(&reasons[1]).contains("unknown handle index 32429"), "{}", reasons[1]);
     let grow = crash_reason(&reasons[2]);
     assert!(grow.contains("memory cap exceeded") && grow.contains("8388608"), "{grow}");
     // The host goes on: a well-behaved component still runs.
