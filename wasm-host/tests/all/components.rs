@@ -345,3 +345,42 @@ fn a_component_loads_from_the_cache_the_second_time() {
     assert_eq!(run_to_exit(&node, &host, &second, WasmOpts::default()), ExitReason::Normal);
     node.shutdown();
 }
+
+#[test]
+fn a_p3_guest_blocked_on_a_full_stream_is_killable_and_its_reader_sees_an_abort() {
+    let (node, host, _) = setup();
+    let p3 = load(&host, "p3");
+    let h = host.clone();
+    let (reason, took, read) = node
+        .run(move || {
+            let me = rusm_otp::self_pid();
+            // A peer that takes the stream and reads nothing until told to.
+            let peer = rusm_otp::spawn(move || {
+                let Received::Stream(mut r) = rusm_otp::receive_match(|r| matches!(r, Received::Stream(_)), None) else { panic!() };
+                let _ = rusm_otp::receive_match(|r| matches!(r, Received::Message(_)), None);
+                let mut all = Vec::new();
+                let e = r.read_to_end(&mut all).unwrap_err();
+                rusm_otp::send(me, format!("{} {:?}", all.len(), e.kind()).into_bytes());
+            })
+            .unwrap();
+            let s = h.spawn_here(&p3, WasmOpts::default()).unwrap();
+            rusm_otp::send(s.pid, pid_bytes(&[me, peer]));
+            // Its write_all of 200,000 bytes parks once the 64 KiB pipe is full.
+            rusm_sched::sleep(Duration::from_millis(300));
+            assert!(rusm_otp::is_alive(s.pid));
+            rusm_otp::monitor(s.pid);
+            let t = std::time::Instant::now();
+            rusm_otp::kill(s.pid);
+            let reason = wait_down(s.pid);
+            let took = t.elapsed();
+            rusm_otp::send(peer, b"read now".to_vec());
+            (reason, took, String::from_utf8(recv_bytes(Duration::from_secs(10))).unwrap())
+        })
+        .unwrap();
+    assert_eq!(reason, ExitReason::Killed);
+    assert!(took < Duration::from_secs(2), "kill took {took:?}");
+    let (n, kind) = read.split_once(' ').unwrap();
+    assert!(n.parse::<usize>().unwrap() < 200_000, "{read}");
+    assert_eq!(kind, "ConnectionAborted", "{read}");
+    node.shutdown();
+}
