@@ -93,6 +93,11 @@ impl ProcState {
 
     /// A new handle for `end`: a freed one if any (a slot emptied only while a call waits
     /// on its stream is not free).
+    /// A component's resource table.
+    pub(crate) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
     pub(crate) fn add_stream(&mut self, end: StreamEnd) -> u32 {
         if let Some(h) = self.free_streams.pop() {
             self.streams[h as usize - 1] = Some(end);
@@ -131,7 +136,7 @@ impl WasiView for ProcState {
 /// Returns `Pending` once after waking itself: the epoch deadline's yield to the
 /// scheduler, which puts the process at the back of its worker's queue.
 #[derive(Default)]
-struct YieldOnce(bool);
+pub(crate) struct YieldOnce(bool);
 
 impl Future for YieldOnce {
     type Output = ();

@@ -50,8 +50,75 @@ pub struct ReaderRes;
 /// Adds WASI preview 2 and the `rusm:runtime` interfaces to the component linker.
 pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    add_monotonic_clock_waits(linker)?;
     Process::add_to_linker::<ProcState, HasSelf<ProcState>>(linker, |s| s)?;
     Ok(())
+}
+
+/// `wasi:clocks/monotonic-clock@0.2`'s pollables from rusm-sched's timers: wasmtime-wasi
+/// 48's own wait on Tokio's timer, which panics outside a Tokio runtime (a guest's
+/// `std::thread::sleep` would take its process down with a host panic). `now` and
+/// `resolution` stay wasmtime-wasi's.
+fn add_monotonic_clock_waits(linker: &mut Linker<ProcState>) -> Result<()> {
+    use wasmtime::StoreContextMut;
+    use wasmtime_wasi::p2::DynPollable;
+    linker.allow_shadowing(true);
+    use wasmtime_wasi::clocks::WasiClocksView;
+    use wasmtime_wasi::p2::bindings::clocks::monotonic_clock::Host as Clock;
+    // Shadowing replaces the whole instance: `now` and `resolution` are wasmtime-wasi's.
+    let mut i = linker.instance("wasi:clocks/monotonic-clock@0.2.6")?;
+    i.func_wrap("now", |mut store: StoreContextMut<'_, ProcState>, (): ()| Ok((Clock::now(&mut store.data_mut().clocks())?,)))?;
+    i.func_wrap("resolution", |mut store: StoreContextMut<'_, ProcState>, (): ()| {
+        Ok((Clock::resolution(&mut store.data_mut().clocks())?,))
+    })?;
+    i.func_wrap("subscribe-duration", |mut store: StoreContextMut<'_, ProcState>, (ns,): (u64,)| {
+        let at = std::time::Instant::now().checked_add(Duration::from_nanos(ns));
+        Ok((deadline(store.data_mut(), at)?,))
+    })?;
+    i.func_wrap("subscribe-instant", |mut store: StoreContextMut<'_, ProcState>, (when,): (u64,)| {
+        let st = store.data_mut();
+        // The guest's clock reading, to turn `when` into a wait.
+        let now = Clock::now(&mut st.clocks())?;
+        let at = std::time::Instant::now().checked_add(Duration::from_nanos(when.saturating_sub(now)));
+        Ok((deadline(st, at)?,))
+    })?;
+    linker.allow_shadowing(false);
+    fn deadline(st: &mut ProcState, at: Option<std::time::Instant>) -> Result<Resource<DynPollable>> {
+        let table = st.table();
+        let r = table.push(Deadline { at, yielded: false })?;
+        wasmtime_wasi::p2::subscribe(table, r)
+    }
+    Ok(())
+}
+
+/// A monotonic-clock pollable: ready at `at` (never if `None`: too far to represent).
+struct Deadline {
+    at: Option<std::time::Instant>,
+    yielded: bool,
+}
+
+impl wasmtime_wasi::p2::Pollable for Deadline {
+    fn ready<'a, 'b>(&'a mut self) -> Pin<Box<dyn std::future::Future<Output = ()> + Send + 'b>>
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        Box::pin(async move {
+            let Some(at) = self.at else { return std::future::pending().await };
+            let left = at.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                // A zero wait (a non-blocking poll) still yields once, so a guest polling
+                // in a loop lets the others run.
+                if !self.yielded {
+                    self.yielded = true;
+                    crate::process::YieldOnce::default().await;
+                }
+                return;
+            }
+            let mut sleep = rusm_sched::Sleep::new(left);
+            watched(|cx| std::future::Future::poll(Pin::new(&mut sleep), cx)).await;
+        })
+    }
 }
 
 fn trap(func: &str, why: impl std::fmt::Display) -> Error {

@@ -384,3 +384,35 @@ fn a_p3_guest_blocked_on_a_full_stream_is_killable_and_its_reader_sees_an_abort(
     assert_eq!(kind, "ConnectionAborted", "{read}");
     node.shutdown();
 }
+
+#[test]
+fn std_sleep_in_a_component_parks_on_rusm_timers_and_is_killable() {
+    let (node, host, _) = setup();
+    load(&host, "roles");
+    let h = host.clone();
+    let (slept, reason) = node
+        .run(move || {
+            let me = rusm_otp::self_pid();
+            let p = spawn_role(&h, "std-sleep 20", SpawnOpts { monitor: true, ..SpawnOpts::default() });
+            rusm_otp::send(p, pid_bytes(&[me]));
+            let slept = String::from_utf8(recv_bytes(Duration::from_secs(10))).unwrap();
+            (slept, wait_down(p))
+        })
+        .unwrap();
+    let ms: u64 = slept.strip_prefix("slept ").unwrap().parse().unwrap();
+    assert!(ms >= 20, "{slept}");
+    assert_eq!(reason, ExitReason::Normal);
+    // A long sleep is a park: a kill lands at once.
+    let h = host.clone();
+    let p = node.run(move || {
+        let p = spawn_role(&h, "std-sleep 600000", SpawnOpts::default());
+        rusm_otp::send(p, pid_bytes(&[rusm_otp::self_pid()]));
+        p
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let (reason, took) = kill_and_wait(&node, p);
+    assert_eq!(reason, ExitReason::Killed);
+    assert!(took < Duration::from_secs(2), "kill took {took:?}");
+    node.shutdown();
+}

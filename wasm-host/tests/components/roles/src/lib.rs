@@ -9,6 +9,7 @@
 //!   the payload `crash` traps, `stop` returns.
 //! - `client <name> <count>` + [test pid]: `count` round trips to `name`, then
 //!   `client ok <count>` to the test.
+//! - `std-sleep <ms>` + [test pid]: `std::thread::sleep`, then `slept <ms>` to the test.
 //! - `forward` + [next pid]: sends every message it gets on to `next`.
 //! - `pingpong <name> <count>` + [report pid]: `count` round trips to `name` (a
 //!   `serve`), then [count][total ns][every 16th trip's ns...] (u64s) to the report pid.
@@ -288,6 +289,14 @@ impl Guest for Roles {
                 let total = start.elapsed().as_nanos() as u64;
                 out[8..16].copy_from_slice(&total.to_le_bytes());
                 actor::send(report, &out);
+            }
+            "std-sleep" => {
+                // WASI 0.2's monotonic-clock pollable, through std.
+                let ms: u64 = words.next().and_then(|n| n.parse().ok()).unwrap_or(20);
+                let test = pid_at(&message(), 0);
+                let t = std::time::Instant::now();
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                actor::send(test, format!("slept {}", t.elapsed().as_millis()).as_bytes());
             }
             "forward" => {
                 let next = pid_at(&message(), 0);
