@@ -12,7 +12,8 @@
 //! - `component-pingpong`: round trips between two components (`roles` as `serve` and as
 //!   `pingpong`, timed inside the guest with the WASI monotonic clock) against two native
 //!   rusm-otp processes doing the same send/receive round trip.
-//! - `idle-components`: as `idle-modules`, with the `roles` component parked in `receive`.
+//! - `idle-components`: as `idle-modules`, with the `parker` component (the smallest Rust
+//!   component that parks) parked in `receive`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
