@@ -4,8 +4,10 @@ use std::process::Command;
 fn rusm_otp_depends_on_neither_tokio_nor_wasmtime() {
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // `--target all` takes in every target-specific dependency, `cfg(loom)` ones too, which
+    // a fresh machine has not downloaded yet: no `--offline`, so cargo fetches them.
     let out = Command::new(cargo)
-        .args(["tree", "--offline", "--manifest-path", manifest, "-p", "rusm-otp", "-e", "normal,build", "--prefix", "none", "--target", "all"])
+        .args(["tree", "--manifest-path", manifest, "-p", "rusm-otp", "-e", "normal,build", "--prefix", "none", "--target", "all"])
         .output()
         .expect("run cargo tree");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
