@@ -57,7 +57,8 @@ pub fn component_storm(opts: &Opts) -> Result<Report, String> {
 }
 
 /// The raw baseline's store data: a WASI context only if the guest asks for one.
-struct Raw {
+#[derive(Default)]
+pub(crate) struct Raw {
     ctx: Option<WasiCtx>,
     table: ResourceTable,
 }

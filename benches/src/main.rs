@@ -40,7 +40,7 @@
 //! ratios from one run (both sides saw the same machine state, seconds apart), and quote
 //! the median of three runs. `--json` prints one JSON object for scripts.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod component;
 mod idle;
@@ -507,6 +507,8 @@ fn main() {
         }
         // Internal: one side of idle-fibers, in its own process (see idle.rs).
         Some(idle::CHILD_COMMAND) => idle::child_main(&args[1..]),
+        // Internal: the baseline of idle-modules / idle-components (see wasm.rs).
+        Some(wasm::FLOOR_COMMAND) => wasm::floor_main(&args[1..]),
         Some("-h" | "--help" | "help") => println!("{USAGE}"),
         _ => usage_exit(""),
     }

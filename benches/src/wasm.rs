@@ -301,6 +301,21 @@ fn rss_and_maps() -> (u64, u64) {
     ((p.rss_kb + p.pte_kb) * 1024, p.maps)
 }
 
+/// Bytes the C allocator has handed out and not had back (glibc's `mallinfo2`: small
+/// chunks plus mmapped ones), the part of RSS that is Rust heap: stores, instance
+/// state, process state. `None` where the C library is not glibc.
+fn heap_in_use() -> Option<u64> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        #[expect(unsafe_code, reason = "glibc's allocator counters have no safe wrapper")]
+        // SAFETY: mallinfo2 takes no arguments and only reads the allocator's counters.
+        let m = unsafe { libc::mallinfo2() };
+        Some((m.uordblks + m.hblkhd) as u64)
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    None
+}
+
 pub fn idle_modules(opts: &Opts) -> Result<(), String> {
     idle_guests(opts, IdleGuest::Module)
 }
@@ -335,31 +350,18 @@ pub(crate) fn idle_guests(opts: &Opts, kind: IdleGuest) -> Result<(), String> {
         ));
     }
     let slots = count as u32 + 64;
-    let (host, art, first) = match kind {
-        IdleGuest::Module => {
-            let host = host(slots, slots)?;
-            let art = host.load("parker", &wat("parker")).map_err(|e| e.to_string())?;
-            (host, art, None)
-        }
-        IdleGuest::Component => {
-            // A Rust component has 3 core instances (in HostConfig::instances' 4x core
-            // pool) and 2 tables (its module's and the canonical-ABI shim's).
-            let host = Host::new(quiet(HostConfig { instances: slots, memories: slots, tables: 2 * slots, stacks: slots, ..HostConfig::default() }))
-                .map_err(|e| e.to_string())?;
-            let art = host.load("parker", &rusm_wasm::testing::component("parker")).map_err(|e| e.to_string())?;
-            (host, art, None)
-        }
-    };
+    let (host, art) = idle_host(kind, slots)?;
+    let first: Option<Vec<u8>> = None;
     let node = node(opts)?;
     // Warm the pool and allocator a little.
     park(&node, &host, &art, first.clone(), 64.min(count))?.1.into_iter().for_each(|p| node.exit(p, rusm_otp::ExitReason::Kill));
     std::thread::sleep(Duration::from_millis(100));
-    let (rss0, maps0) = rss_and_maps();
+    let ((rss0, maps0), heap0) = (rss_and_maps(), heap_in_use());
     let t = Instant::now();
     let (spawned, pids) = park(&node, &host, &art, first, count)?;
     let spawn_time = t.elapsed();
     std::thread::sleep(opts.duration());
-    let (rss1, maps1) = rss_and_maps();
+    let ((rss1, maps1), heap1) = (rss_and_maps(), heap_in_use());
     let t = Instant::now();
     for p in &pids {
         node.exit(*p, rusm_otp::ExitReason::Kill);
@@ -369,17 +371,22 @@ pub(crate) fn idle_guests(opts: &Opts, kind: IdleGuest) -> Result<(), String> {
     }
     let teardown = t.elapsed();
     node.shutdown();
+    drop((host, art));
+    let floor = run_floor(kind, spawned);
     let per = (rss1.saturating_sub(rss0)) as f64 / spawned.max(1) as f64;
     let per_maps = (maps1.saturating_sub(maps0)) as f64 / spawned.max(1) as f64;
+    let per_heap = heap0.zip(heap1).map(|(a, b)| b.saturating_sub(a) as f64 / spawned.max(1) as f64);
     let met = per <= 16_384.0;
     if opts.json {
         println!(
             "{}",
             json!({
                 "scenario": opts.scenario, "workers": opts.workers, "count": spawned,
-                "bytes_per_guest": per, "maps_per_guest": per_maps, "max_map_count": max_maps,
+                "bytes_per_guest": per, "heap_bytes_per_guest": per_heap, "maps_per_guest": per_maps, "max_map_count": max_maps,
                 "spawn_park_s": spawn_time.as_secs_f64(), "teardown_s": teardown.as_secs_f64(),
-                "target_bytes": 16384, "target_met": met, "notes": notes,
+                "target_bytes": 16384, "target_met": met, "notes": notes, "baseline": floor,
+                "ratio": floor.get("bytes_per_guest").and_then(serde_json::Value::as_f64).map(|b| per / b),
+                "ratio_meaning": "rusm bytes per parked guest / raw wasmtime bytes per live instance that was never called (lower is better)",
             })
         );
         return Ok(());
@@ -390,6 +397,26 @@ pub(crate) fn idle_guests(opts: &Opts, kind: IdleGuest) -> Result<(), String> {
     };
     println!("{}", crate::header(opts, &format!("{} {what} parked in receive", fmt_int(spawned as u64))));
     println!("rss + page tables per parked guest: {} B ({} mappings each)", fmt_int(per as u64), format_args!("{per_maps:.1}"));
+    if let Some(h) = per_heap {
+        println!(
+            "  of which heap in use (malloc: store, instance and process state): {} B; pooled pages (stack, memory, tables, vmctx), allocator slack and page tables: {} B",
+            fmt_int(h as u64),
+            fmt_int((per - h).max(0.0) as u64)
+        );
+    }
+    match (floor.get("bytes_per_guest").and_then(serde_json::Value::as_f64), floor.get("error")) {
+        (Some(b), _) => {
+            let heap = floor.get("heap_bytes_per_guest").and_then(serde_json::Value::as_f64);
+            println!(
+                "baseline: raw wasmtime, the same artifact instantiated in a Store of its own on the same engine and never called \
+                 (no process, no call, no stack), in a child process: {} B per instance{}; ratio {:.2}x (lower is better)",
+                fmt_int(b as u64),
+                heap.map(|h| format!(" (heap {} B)", fmt_int(h as u64))).unwrap_or_default(),
+                per / b
+            );
+        }
+        (None, e) => println!("baseline: not measured ({})", e.and_then(serde_json::Value::as_str).unwrap_or("no result")),
+    }
     println!("spawn + park: {:?} ({:.1} us each); teardown: {teardown:?}", spawn_time, spawn_time.as_secs_f64() * 1e6 / spawned.max(1) as f64);
     println!("target: <= 16,384 B per parked guest: {}", if met { "met" } else { "NOT met" });
     println!(
@@ -401,6 +428,115 @@ pub(crate) fn idle_guests(opts: &Opts, kind: IdleGuest) -> Result<(), String> {
         println!("{n}");
     }
     Ok(())
+}
+
+/// The host and parker artifact of `idle-modules` / `idle-components` (and of their
+/// baseline): pools of `slots` instances.
+fn idle_host(kind: IdleGuest, slots: u32) -> Result<(Host, Artifact), String> {
+    let (host, bytes) = match kind {
+        IdleGuest::Module => (host(slots, slots)?, wat("parker")),
+        IdleGuest::Component => {
+            // A Rust component has 3 core instances (in HostConfig::instances' 4x core
+            // pool) and 2 tables (its module's and the canonical-ABI shim's).
+            let cfg = HostConfig { instances: slots, memories: slots, tables: 2 * slots, stacks: slots, ..HostConfig::default() };
+            (Host::new(quiet(cfg)).map_err(|e| e.to_string())?, rusm_wasm::testing::component("parker"))
+        }
+    };
+    let art = host.load("parker", &bytes).map_err(|e| e.to_string())?;
+    Ok((host, art))
+}
+
+/// The hidden subcommand that measures the baseline of `idle-modules` /
+/// `idle-components` in a child process: `idle-floor <module|component> <count>`.
+pub const FLOOR_COMMAND: &str = "idle-floor";
+
+/// Runs the baseline in a child process of its own, so that pages the RUSM side touched
+/// and freed cannot flatter it. Returns its JSON, or `{"error": ..}`.
+fn run_floor(kind: IdleGuest, count: usize) -> serde_json::Value {
+    let kind = if kind == IdleGuest::Module { "module" } else { "component" };
+    let out = std::env::current_exe().and_then(|exe| {
+        std::process::Command::new(exe)
+            .args([FLOOR_COMMAND, kind, &count.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+    });
+    match out {
+        Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).unwrap_or_else(|_| json!({ "error": "the child printed no result" })),
+        Ok(o) => json!({ "error": format!("the child failed ({})", o.status) }),
+        Err(e) => json!({ "error": format!("cannot start the child: {e}") }),
+    }
+}
+
+/// The baseline's child: `count` instances of the same parker, each instantiated by raw
+/// wasmtime in a Store of its own on the same engine configuration and kept, never called.
+/// That is wasmtime's floor for a live instance: its store, vmctx, tables and memory image,
+/// with no process, no call in progress and so no stack. Prints one JSON object.
+pub fn floor_main(args: &[String]) {
+    let result = (|| -> Result<serde_json::Value, String> {
+        let usage = || format!("usage: rusm-bench {FLOOR_COMMAND} <module|component> <count>");
+        let kind = match args.first().map(String::as_str) {
+            Some("module") => IdleGuest::Module,
+            Some("component") => IdleGuest::Component,
+            _ => return Err(usage()),
+        };
+        let count: usize = args.get(1).and_then(|c| c.parse().ok()).ok_or_else(usage)?;
+        let (host, art) = idle_host(kind, count as u32 + 64)?;
+        let engine = host.engine().clone();
+        let e = |e: wasmtime::Error| format!("raw wasmtime: {e:#}");
+        match kind {
+            IdleGuest::Module => {
+                let m = art.module().ok_or("not a module")?;
+                let mut linker: wasmtime::Linker<()> = wasmtime::Linker::new(&engine);
+                // Its rusm imports are never called: define them as traps.
+                linker.define_unknown_imports_as_traps(m).map_err(e)?;
+                let pre = linker.instantiate_pre(m).map_err(e)?;
+                floor(count, || {
+                    let mut store = wasmtime::Store::new(&engine, ());
+                    store.set_epoch_deadline(u64::MAX / 2);
+                    let i = spin_on(pre.instantiate_async(&mut store)).map_err(e)?;
+                    Ok((store, i))
+                })
+            }
+            IdleGuest::Component => {
+                let c = art.component().ok_or("not a component")?;
+                let mut linker: wasmtime::component::Linker<crate::component::Raw> = wasmtime::component::Linker::new(&engine);
+                wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(e)?;
+                linker.define_unknown_imports_as_traps(c).map_err(e)?;
+                let pre = linker.instantiate_pre(c).map_err(e)?;
+                floor(count, || {
+                    let mut store = wasmtime::Store::new(&engine, crate::component::Raw::default());
+                    // Its start-up code runs in instantiate: no epoch tick may interrupt it.
+                    store.set_epoch_deadline(u64::MAX / 2);
+                    let i = spin_on(pre.instantiate_async(&mut store)).map_err(e)?;
+                    Ok((store, i))
+                })
+            }
+        }
+    })();
+    match result {
+        Ok(v) => println!("{v}"),
+        Err(e) => println!("{}", json!({ "error": e })),
+    }
+}
+
+/// Makes 64 instances and drops them (warm-up), then makes and keeps `count`, and reports
+/// what they cost.
+fn floor<T>(count: usize, mut make: impl FnMut() -> Result<T, String>) -> Result<serde_json::Value, String> {
+    drop((0..64).map(|_| make()).collect::<Result<Vec<_>, _>>()?);
+    std::thread::sleep(Duration::from_millis(100));
+    let ((rss0, maps0), heap0) = (rss_and_maps(), heap_in_use());
+    let kept = (0..count).map(|_| make()).collect::<Result<Vec<_>, _>>()?;
+    let ((rss1, maps1), heap1) = (rss_and_maps(), heap_in_use());
+    let n = kept.len().max(1) as f64;
+    drop(kept);
+    Ok(json!({
+        "name": "raw wasmtime (instantiated, never called)",
+        "count": count,
+        "bytes_per_guest": rss1.saturating_sub(rss0) as f64 / n,
+        "heap_bytes_per_guest": heap0.zip(heap1).map(|(a, b)| b.saturating_sub(a) as f64 / n),
+        "maps_per_guest": maps1.saturating_sub(maps0) as f64 / n,
+    }))
 }
 
 /// Spawns `count` parker guests and waits for each one's hello (sent just before it parks).

@@ -100,7 +100,7 @@ fn wasm_scenarios_report_both_sides() {
     }
     let v = run(&["run", "idle-modules", "0", "--json", "--workers", "2", "--count", "500"]);
     assert_eq!(v["count"], 500, "{v}");
-    assert!(v["bytes_per_guest"].as_f64().is_some_and(|b| b > 0.0), "{v}");
+    assert_idle_guests_measured(&v);
 }
 
 #[test]
@@ -116,5 +116,15 @@ fn component_scenarios_report_both_sides() {
     assert!(v["target_met"].is_boolean(), "{v}");
     let v = run(&["run", "idle-components", "0", "--json", "--workers", "2", "--count", "300"]);
     assert_eq!(v["count"], 300, "{v}");
+    assert_idle_guests_measured(&v);
+}
+
+/// idle-modules / idle-components measured the parked guests and, in a child process,
+/// their raw-wasmtime baseline (the same count of instances).
+fn assert_idle_guests_measured(v: &serde_json::Value) {
     assert!(v["bytes_per_guest"].as_f64().is_some_and(|b| b > 0.0), "{v}");
+    assert!(v["heap_bytes_per_guest"].as_f64().is_some_and(|b| b > 0.0), "{v}");
+    assert_eq!(v["baseline"]["count"], v["count"], "{v}");
+    assert!(v["baseline"]["bytes_per_guest"].as_f64().is_some_and(|b| b > 0.0), "{v}");
+    assert!(v["ratio"].as_f64().is_some_and(|r| r > 0.0), "{v}");
 }
