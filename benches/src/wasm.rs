@@ -14,9 +14,11 @@
 //!   while 2x workers guests spin for ever, against the same jobs on an idle node.
 //!   Target: p99 <= 2 ms with the spinners.
 //! - `idle-modules`: RSS, page tables and memory mappings per guest parked in `receive`
-//!   (`--count`, default 10,000; no baseline: the target is absolute). Target <= 16 KB
-//!   per guest. Says how many parked guests fit under this
-//!   machine's `vm.max_map_count`.
+//!   (`--count`, default 10,000), and the heap part of them (glibc's `mallinfo2`). Target
+//!   <= 16 KB per guest. Says how many parked guests fit under this machine's
+//!   `vm.max_map_count`. Baseline, in a child process (`idle-floor`): raw wasmtime's floor,
+//!   the same artifact instantiated as many times on the same engine configuration, each
+//!   in its own `Store`, never called; ratio = RUSM bytes / floor bytes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
