@@ -20,6 +20,8 @@ use wasmtime::{Caller, Linker, Memory, Result};
 
 use crate::process::{MAX_TIMERS, ProcState, StreamEnd};
 
+mod poll;
+
 /// The constants of the raw `rusm` ABI: status codes, item kinds, flags and sizes.
 pub mod abi {
     /// Success.
@@ -259,6 +261,8 @@ fn stream_error(e: &std::io::Error) -> i32 {
 /// Adds WASI preview1 and the `rusm` module to `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
     wasmtime_wasi::p1::add_to_linker_async(linker, ProcState::wasi)?;
+    // Its `poll_oneoff` waits on Tokio's timer: RUSM serves it (poll.rs).
+    poll::add_to_linker(linker)?;
     let m = "rusm";
 
     linker.func_wrap(m, "own_pid", |_: C<'_>| -> i64 { rusm_otp::self_pid().to_u64() as i64 })?;

@@ -102,3 +102,95 @@ fn a_guest_killed_while_blocked_on_a_full_stream_ends_and_the_reader_sees_it() {
     let _ = ExitReason::Normal;
     node.shutdown();
 }
+
+/// Starts the `sleeper` guest, monitored, sleeping `ms` with `std::thread::sleep`.
+fn spawn_sleeper(host: &rusm_wasm::Host, art: &rusm_wasm::Artifact, ms: u64) -> rusm_otp::Pid {
+    let s = host
+        .spawn_here(art, WasmOpts { spawn: rusm_otp::SpawnOpts { monitor: true, ..Default::default() }, ..WasmOpts::default() })
+        .unwrap();
+    let mut setup = rusm_otp::self_pid().to_u64().to_le_bytes().to_vec();
+    setup.extend_from_slice(&ms.to_le_bytes());
+    rusm_otp::send(s.pid, setup);
+    s.pid
+}
+
+#[test]
+fn std_sleep_in_a_wasip1_guest_parks_on_rusm_timers_and_is_killable() {
+    // Two workers, four guests sleeping 1 s each. If a sleep held its worker thread, the
+    // native process below could not answer until a sleep ended, and the four would take
+    // 2 s (two rounds of two).
+    let (node, host, _) = setup();
+    let art = host.load("sleeper", &guest("sleeper")).unwrap();
+    let host = Arc::new(host);
+    let h2 = host.clone();
+    let (native_reply, slept, reasons, took) = node
+        .run(move || {
+            let t = std::time::Instant::now();
+            let pids: Vec<_> = (0..4).map(|_| spawn_sleeper(&h2, &art, 1000)).collect();
+            rusm_sched::sleep(Duration::from_millis(50));
+            let me = rusm_otp::self_pid();
+            let t0 = std::time::Instant::now();
+            rusm_otp::spawn(move || rusm_otp::send(me, b"native".to_vec())).unwrap();
+            assert_eq!(recv_bytes(Duration::from_secs(10)), b"native");
+            let native_reply = t0.elapsed();
+            let slept: Vec<String> = (0..4).map(|_| String::from_utf8(recv_bytes(Duration::from_secs(10))).unwrap()).collect();
+            let took = t.elapsed();
+            (native_reply, slept, pids.into_iter().map(wait_down).collect::<Vec<_>>(), took)
+        })
+        .unwrap();
+    assert!(native_reply < Duration::from_millis(500), "a native process waited {native_reply:?} behind sleeping guests");
+    for s in &slept {
+        let ms: u64 = s.strip_prefix("slept ").unwrap_or_else(|| panic!("{s}")).parse().unwrap();
+        assert!(ms >= 1000, "{s}");
+    }
+    assert!(reasons.iter().all(ExitReason::is_normal), "{reasons:?}");
+    assert!(took < Duration::from_millis(1900), "four 1 s sleeps took {took:?} on two workers");
+
+    // A long sleep is a park: a kill lands at once.
+    let art = host.artifact("sleeper").unwrap();
+    let h2 = host.clone();
+    let p = node.run(move || spawn_sleeper(&h2, &art, 600_000)).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(node.is_alive(p));
+    let (reason, took) = kill_and_wait(&node, p);
+    assert_eq!(reason, ExitReason::Killed);
+    assert!(took < Duration::from_secs(2), "kill took {took:?}");
+    node.shutdown();
+}
+
+#[test]
+fn poll_oneoff_serves_clocks_answers_descriptors_and_traps_on_a_bad_pointer() {
+    let (node, host, _) = setup();
+    let art = host.load("poller", &guest("poller")).unwrap();
+    let host = Arc::new(host);
+    let (line, reason) = node
+        .run(move || {
+            let s = host
+                .spawn_here(&art, WasmOpts { spawn: rusm_otp::SpawnOpts { monitor: true, ..Default::default() }, ..WasmOpts::default() })
+                .unwrap();
+            rusm_otp::send(s.pid, rusm_otp::self_pid().to_u64().to_le_bytes().to_vec());
+            let line = String::from_utf8(recv_bytes(Duration::from_secs(20))).unwrap();
+            (line, wait_down(s.pid))
+        })
+        .unwrap();
+    let cases: std::collections::HashMap<&str, &str> = line.split(' ').filter_map(|c| c.split_once('=')).collect();
+    // No subscriptions: inval (28), as wasmtime-wasi answers.
+    assert_eq!(cases["none"], "28:0", "{line}");
+    // An absolute monotonic deadline already past: its event at once.
+    assert_eq!(cases["past"], "0:1:7/0/0", "{line}");
+    // Two relative clocks: only the earlier one (20 ms) is ready.
+    assert_eq!(cases["first"], "0:1:2/0/0", "{line}");
+    assert_eq!(cases["waited20"], "true", "{line}");
+    // An absolute realtime deadline 10 ms ahead.
+    assert_eq!(cases["realtime"], "0:1:3/0/0", "{line}");
+    // Descriptors are answered at once with notsup (58), with their type; the clock
+    // (5 s) is not ready.
+    assert_eq!(cases["fd"], "0:2:5/58/1:6/58/2", "{line}");
+    // A CPU-time clock and an unknown tag: inval.
+    assert_eq!(cases["cputime"], "28:0", "{line}");
+    assert_eq!(cases["badtag"], "28:0", "{line}");
+    // A pointer outside its memory crashes the guest, naming the call.
+    let why = crash_reason(&reason);
+    assert!(why.contains("poll_oneoff") && why.contains("outside the guest's"), "{reason:?}");
+    node.shutdown();
+}
