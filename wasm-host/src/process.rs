@@ -32,9 +32,11 @@ pub(crate) struct ProcState {
     pub(crate) host: Arc<HostInner>,
     pub(crate) artifact: Artifact,
     pub(crate) caps: Caps,
-    wasi: Option<WasiP1Ctx>,
+    /// Boxed, as `wasi_ctx`: most guests never build one, and every store carries this
+    /// state inline (a parked guest and each spawn's copy pay for it).
+    wasi: Option<Box<WasiP1Ctx>>,
     /// A component's WASI context (preview 2 and 3), built on first use.
-    wasi_ctx: Option<WasiCtx>,
+    wasi_ctx: Option<Box<WasiCtx>>,
     /// A component's resources (WASI's; process streams use their own handles).
     table: ResourceTable,
     pub(crate) limiter: Limiter,
@@ -82,9 +84,9 @@ impl ProcState {
         if self.wasi.is_none() {
             let pid = self.argv0_pid();
             let ctx = self.caps.build_wasi(pid, self.artifact.name(), &self.host.config.log);
-            self.wasi = Some(ctx);
+            self.wasi = Some(Box::new(ctx));
         }
-        self.wasi.as_mut().expect("built above")
+        self.wasi.as_deref_mut().expect("built above")
     }
 
     fn argv0_pid(&self) -> rusm_otp::Pid {
@@ -127,9 +129,9 @@ impl WasiView for ProcState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         if self.wasi_ctx.is_none() {
             let pid = self.argv0_pid();
-            self.wasi_ctx = Some(self.caps.build_wasi_ctx(pid, self.artifact.name(), &self.host.config.log));
+            self.wasi_ctx = Some(Box::new(self.caps.build_wasi_ctx(pid, self.artifact.name(), &self.host.config.log)));
         }
-        WasiCtxView { ctx: self.wasi_ctx.as_mut().expect("built above"), table: &mut self.table }
+        WasiCtxView { ctx: self.wasi_ctx.as_deref_mut().expect("built above"), table: &mut self.table }
     }
 }
 
@@ -218,7 +220,9 @@ pub(crate) async fn run_component(host: Arc<HostInner>, artifact: Artifact, caps
             }
             ComponentEntry::AsyncFunc(idx) => {
                 let f = instance.get_typed_func::<(), ()>(&mut store, &idx)?;
-                signals_wake(store.run_concurrent(async |acc| f.call_concurrent(acc, ()).await)).await??;
+                // Boxed: its future is the largest of the four, and a p2 guest's body would
+                // carry that space for its whole life (1.3 KB of a parked component).
+                Box::pin(signals_wake(store.run_concurrent(async |acc| f.call_concurrent(acc, ()).await))).await??;
                 Ok(ExitReason::Normal)
             }
             ComponentEntry::CliRun(idx) => {
@@ -228,7 +232,7 @@ pub(crate) async fn run_component(host: Arc<HostInner>, artifact: Artifact, caps
             }
             ComponentEntry::CliRunAsync(idx) => {
                 let f = instance.get_typed_func::<(), (Result<(), ()>,)>(&mut store, &idx)?;
-                let (r,) = signals_wake(store.run_concurrent(async |acc| f.call_concurrent(acc, ()).await)).await??;
+                let (r,) = Box::pin(signals_wake(store.run_concurrent(async |acc| f.call_concurrent(acc, ()).await))).await??;
                 Ok(cli_exit(r))
             }
         }
