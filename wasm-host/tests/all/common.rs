@@ -68,6 +68,14 @@ pub fn kill_and_wait(node: &Node, pid: Pid) -> (ExitReason, Duration) {
     .expect("the killing process")
 }
 
+/// Kills `pid` and checks that it ends `killed` within 2 s: a few epoch ticks or one
+/// wake-up, with room for a loaded machine.
+pub fn assert_killed_promptly(node: &Node, pid: Pid) {
+    let (reason, took) = kill_and_wait(node, pid);
+    assert_eq!(reason, ExitReason::Killed);
+    assert!(took < Duration::from_secs(2), "kill took {took:?}");
+}
+
 /// Waits (inside a process) for a byte message, skipping nothing else.
 pub fn recv_bytes(timeout: Duration) -> Vec<u8> {
     match rusm_otp::receive_match(|r| matches!(r, Received::Message(m) if m.as_bytes().is_some()), Some(timeout)) {
