@@ -193,6 +193,8 @@ fn native_round_trips(opts: &Opts, count: u64) -> Result<Side, String> {
 
 // ---- idle-components ----
 
-pub fn idle_components(opts: &Opts) -> Result<(), String> {
-    crate::wasm::idle_guests(opts, crate::wasm::IdleGuest::Component)
+/// `idle-components` (`parker.wasm`) or, with `p3`, `idle-components-p3`
+/// (`parker_p3.wasm`, the same guest with an async `run` in the `process-p3` world).
+pub fn idle_components(opts: &Opts, p3: bool) -> Result<(), String> {
+    crate::wasm::idle_guests(opts, if p3 { crate::wasm::IdleGuest::ComponentP3 } else { crate::wasm::IdleGuest::Component })
 }

@@ -109,6 +109,10 @@ const SCENARIOS: &[(&str, &str)] = &[
         "RSS and mappings per Rust component parked in receive; --count N (default 10000); how many fit",
     ),
     (
+        "idle-components-p3",
+        "idle-components with a preview 3 component (async run) parked in receive",
+    ),
+    (
         "fiber-storm",
         "bare rusm-sched fibers: spawn and join empty children, 1024 in flight (vs tokio::spawn)",
     ),
@@ -494,7 +498,8 @@ fn main() {
                 "idle-modules" => wasm::idle_modules(&opts),
                 "component-storm" => component::component_storm(&opts).map(|r| print_report(&opts, &r)),
                 "component-pingpong" => component::component_pingpong(&opts).map(|r| print_report(&opts, &r)),
-                "idle-components" => component::idle_components(&opts),
+                "idle-components" => component::idle_components(&opts, false),
+                "idle-components-p3" => component::idle_components(&opts, true),
                 "fiber-storm" => spawn_storm::run(&opts).map(|r| print_report(&opts, &r)),
                 "fiber-pingpong" => pingpong::run(&opts).map(|r| print_report(&opts, &r)),
                 "idle-fibers" | "idle-processes" => idle::run(&opts),

@@ -329,6 +329,19 @@ pub(crate) enum IdleGuest {
     Module,
     /// parker.wasm, the smallest Rust component (wasm32-wasip2) that parks in receive.
     Component,
+    /// parker_p3.wasm: the same in the preview 3 world (an async `run`).
+    ComponentP3,
+}
+
+impl IdleGuest {
+    /// The name the baseline's child takes.
+    fn arg(self) -> &'static str {
+        match self {
+            IdleGuest::Module => "module",
+            IdleGuest::Component => "component",
+            IdleGuest::ComponentP3 => "component-p3",
+        }
+    }
 }
 
 pub(crate) fn idle_guests(opts: &Opts, kind: IdleGuest) -> Result<(), String> {
@@ -396,6 +409,7 @@ pub(crate) fn idle_guests(opts: &Opts, kind: IdleGuest) -> Result<(), String> {
     let what = match kind {
         IdleGuest::Module => "core-module guests (parker.wat)",
         IdleGuest::Component => "Rust components (parker.wasm, wasm32-wasip2)",
+        IdleGuest::ComponentP3 => "Rust preview 3 components (parker_p3.wasm, async run, wasm32-wasip2)",
     };
     println!("{}", crate::header(opts, &format!("{} {what} parked in receive", fmt_int(spawned as u64))));
     println!("rss + page tables per parked guest: {} B ({} mappings each)", fmt_int(per as u64), format_args!("{per_maps:.1}"));
@@ -437,11 +451,12 @@ pub(crate) fn idle_guests(opts: &Opts, kind: IdleGuest) -> Result<(), String> {
 fn idle_host(kind: IdleGuest, slots: u32) -> Result<(Host, Artifact), String> {
     let (host, bytes) = match kind {
         IdleGuest::Module => (host(slots, slots)?, wat("parker")),
-        IdleGuest::Component => {
+        IdleGuest::Component | IdleGuest::ComponentP3 => {
             // A Rust component has 3 core instances (in HostConfig::instances' 4x core
             // pool) and 2 tables (its module's and the canonical-ABI shim's).
             let cfg = HostConfig { instances: slots, memories: slots, tables: 2 * slots, stacks: slots, ..HostConfig::default() };
-            (Host::new(quiet(cfg)).map_err(|e| e.to_string())?, rusm_wasm::testing::component("parker"))
+            let name = if kind == IdleGuest::Component { "parker" } else { "parker_p3" };
+            (Host::new(quiet(cfg)).map_err(|e| e.to_string())?, rusm_wasm::testing::component(name))
         }
     };
     let art = host.load("parker", &bytes).map_err(|e| e.to_string())?;
@@ -449,16 +464,15 @@ fn idle_host(kind: IdleGuest, slots: u32) -> Result<(Host, Artifact), String> {
 }
 
 /// The hidden subcommand that measures the baseline of `idle-modules` /
-/// `idle-components` in a child process: `idle-floor <module|component> <count>`.
+/// `idle-components` in a child process: `idle-floor <module|component|component-p3> <count>`.
 pub const FLOOR_COMMAND: &str = "idle-floor";
 
 /// Runs the baseline in a child process of its own, so that pages the RUSM side touched
 /// and freed cannot flatter it. Returns its JSON, or `{"error": ..}`.
 fn run_floor(kind: IdleGuest, count: usize) -> serde_json::Value {
-    let kind = if kind == IdleGuest::Module { "module" } else { "component" };
     let out = std::env::current_exe().and_then(|exe| {
         std::process::Command::new(exe)
-            .args([FLOOR_COMMAND, kind, &count.to_string()])
+            .args([FLOOR_COMMAND, kind.arg(), &count.to_string()])
             .stdin(std::process::Stdio::null())
             .stderr(std::process::Stdio::inherit())
             .output()
@@ -476,10 +490,11 @@ fn run_floor(kind: IdleGuest, count: usize) -> serde_json::Value {
 /// with no process, no call in progress and so no stack. Prints one JSON object.
 pub fn floor_main(args: &[String]) {
     let result = (|| -> Result<serde_json::Value, String> {
-        let usage = || format!("usage: rusm-bench {FLOOR_COMMAND} <module|component> <count>");
+        let usage = || format!("usage: rusm-bench {FLOOR_COMMAND} <module|component|component-p3> <count>");
         let kind = match args.first().map(String::as_str) {
             Some("module") => IdleGuest::Module,
             Some("component") => IdleGuest::Component,
+            Some("component-p3") => IdleGuest::ComponentP3,
             _ => return Err(usage()),
         };
         let count: usize = args.get(1).and_then(|c| c.parse().ok()).ok_or_else(usage)?;
@@ -500,7 +515,7 @@ pub fn floor_main(args: &[String]) {
                     Ok((store, i))
                 })
             }
-            IdleGuest::Component => {
+            IdleGuest::Component | IdleGuest::ComponentP3 => {
                 let c = art.component().ok_or("not a component")?;
                 let mut linker: wasmtime::component::Linker<crate::component::Raw> = wasmtime::component::Linker::new(&engine);
                 wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(e)?;

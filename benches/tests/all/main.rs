@@ -114,9 +114,11 @@ fn component_scenarios_report_both_sides() {
     }
     let v = run(&["run", "component-storm", "0.2", "--json", "--workers", "2"]);
     assert!(v["target_met"].is_boolean(), "{v}");
-    let v = run(&["run", "idle-components", "0", "--json", "--workers", "2", "--count", "300"]);
-    assert_eq!(v["count"], 300, "{v}");
-    assert_idle_guests_measured(&v);
+    for scenario in ["idle-components", "idle-components-p3"] {
+        let v = run(&["run", scenario, "0", "--json", "--workers", "2", "--count", "300"]);
+        assert_eq!(v["count"], 300, "{v}");
+        assert_idle_guests_measured(&v);
+    }
 }
 
 /// idle-modules / idle-components measured the parked guests and, in a child process,
