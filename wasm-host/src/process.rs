@@ -54,6 +54,23 @@ pub(crate) struct ProcState {
     pub(crate) rest_pos: usize,
     /// Epoch ticks at which the guest was preempted.
     pub(crate) preemptions: u64,
+    /// A p3 guest's tasks waiting in `mailbox` calls (`signals_wake`), made on first use.
+    pub(crate) waiters: Option<Waiters>,
+}
+
+/// The wakers of a p3 guest's host tasks that wait on the mailbox. The process has one
+/// waker slot in rusm-otp, and the one it holds is the event loop's (`signals_wake`), but
+/// wasmtime re-polls a host task only when that task's own waker fires: so when rusm-otp
+/// wakes the process (a message, a signal), `signals_wake` wakes these, and each task
+/// looks at the mailbox again.
+pub(crate) type Waiters = Arc<parking_lot::Mutex<Vec<std::task::Waker>>>;
+
+/// Adds `w` to `waiters` unless a waker that wakes the same task is there.
+pub(crate) fn add_waiter(waiters: &Waiters, w: &std::task::Waker) {
+    let mut list = waiters.lock();
+    if !list.iter().any(|x| x.will_wake(w)) {
+        list.push(w.clone());
+    }
 }
 
 impl ProcState {
@@ -75,6 +92,7 @@ impl ProcState {
             rest: Vec::new(),
             rest_pos: 0,
             preemptions: 0,
+            waiters: None,
         }
     }
 
@@ -220,9 +238,10 @@ pub(crate) async fn run_component(host: Arc<HostInner>, artifact: Artifact, caps
             }
             ComponentEntry::AsyncFunc(idx) => {
                 let f = instance.get_typed_func::<(), ()>(&mut store, &idx)?;
+                let waiters = store.data_mut().waiters.get_or_insert_with(Waiters::default).clone();
                 // Boxed: its future is the largest of the four, and a p2 guest's body would
                 // carry that space for its whole life (1.3 KB of a parked component).
-                Box::pin(signals_wake(store.run_concurrent(async |acc| f.call_concurrent(acc, ()).await))).await??;
+                Box::pin(signals_wake(waiters, store.run_concurrent(async |acc| f.call_concurrent(acc, ()).await))).await??;
                 Ok(ExitReason::Normal)
             }
             ComponentEntry::CliRun(idx) => {
@@ -232,7 +251,8 @@ pub(crate) async fn run_component(host: Arc<HostInner>, artifact: Artifact, caps
             }
             ComponentEntry::CliRunAsync(idx) => {
                 let f = instance.get_typed_func::<(), (Result<(), ()>,)>(&mut store, &idx)?;
-                let (r,) = Box::pin(signals_wake(store.run_concurrent(async |acc| f.call_concurrent(acc, ()).await))).await??;
+                let waiters = store.data_mut().waiters.get_or_insert_with(Waiters::default).clone();
+                let (r,) = Box::pin(signals_wake(waiters, store.run_concurrent(async |acc| f.call_concurrent(acc, ()).await))).await??;
                 Ok(cli_exit(r))
             }
         }
@@ -244,16 +264,48 @@ pub(crate) async fn run_component(host: Arc<HostInner>, artifact: Artifact, caps
 
 /// Drives a p3 guest's event loop with the process's signals watched: whatever its tasks
 /// wait on (a host stream, a timer, a guest future), a kill wakes the process and ends it.
-async fn signals_wake<F: Future>(fut: F) -> F::Output {
+/// The waker rusm-otp holds is [`ProcessWake`]: when it fires (a message, a signal), the
+/// tasks waiting in `mailbox` calls (`waiters`) are woken before the loop is polled, so
+/// each looks at the mailbox again.
+async fn signals_wake<F: Future>(waiters: Waiters, fut: F) -> F::Output {
     let mut fut = std::pin::pin!(fut);
+    let wake = Arc::new(ProcessWake::default());
+    let waker = std::task::Waker::from(wake.clone());
     std::future::poll_fn(|cx| {
+        if wake.fired.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            for w in std::mem::take(&mut *waiters.lock()) {
+                w.wake();
+            }
+        }
         let r = fut.as_mut().poll(cx);
         if r.is_pending() {
-            rusm_otp::watch_signals(cx);
+            *wake.outer.lock() = Some(cx.waker().clone());
+            rusm_otp::watch_signals(&Context::from_waker(&waker));
         }
         r
     })
     .await
+}
+
+/// The waker a p3 process leaves with rusm-otp: it notes that the mailbox or the signals
+/// changed, then wakes the event loop's own waker.
+#[derive(Default)]
+struct ProcessWake {
+    fired: std::sync::atomic::AtomicBool,
+    outer: parking_lot::Mutex<Option<std::task::Waker>>,
+}
+
+impl std::task::Wake for ProcessWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.fired.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(w) = self.outer.lock().as_ref() {
+            w.wake_by_ref();
+        }
+    }
 }
 
 /// A command's `run` returning `err` is exit status 1, as a native program's.

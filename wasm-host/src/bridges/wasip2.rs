@@ -169,9 +169,19 @@ fn kinds_mask(k: actor::Kinds) -> u32 {
     m
 }
 
+/// The host's filter for a guest's `filter` record; one that takes no kind of item would
+/// wait for ever, and traps (`func` names the call).
+pub(crate) fn filter_of(func: &str, filter: actor::Filter) -> Result<Filter> {
+    let kinds = kinds_mask(filter.kinds);
+    if kinds == 0 {
+        return Err(trap(func, "the filter takes no kind of item: it would wait forever"));
+    }
+    Ok(Filter { kinds, tag: filter.tag, monitor: filter.monitor.unwrap_or(0) })
+}
+
 impl ProcState {
     /// A mailbox item as the guest sees it; a stream becomes a `reader` handle it owns.
-    fn item(&mut self, r: Received) -> Option<Item> {
+    pub(crate) fn item(&mut self, r: Received) -> Option<Item> {
         Some(match r {
             Received::Message(Message::Bytes(b)) => Item::Message(b),
             Received::Message(Message::Value(_)) => Item::Opaque,
@@ -201,7 +211,7 @@ impl ProcState {
     }
 }
 
-fn timeout_ms(t: Option<u64>) -> i64 {
+pub(crate) fn timeout_ms(t: Option<u64>) -> i64 {
     t.map_or(-1, |ms| i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
@@ -237,11 +247,7 @@ impl actor::Host for ProcState {
     }
 
     async fn receive_match(&mut self, filter: actor::Filter, timeout: Option<u64>) -> Result<Option<Item>> {
-        let kinds = kinds_mask(filter.kinds);
-        if kinds == 0 {
-            return Err(trap("actor.receive-match", "the filter takes no kind of item: it would wait forever"));
-        }
-        let f = Filter { kinds, tag: filter.tag, monitor: filter.monitor.unwrap_or(0) };
+        let f = filter_of("actor.receive-match", filter)?;
         Ok(self.receive_with(f, timeout_ms(timeout)).await)
     }
 

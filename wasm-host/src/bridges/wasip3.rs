@@ -1,8 +1,10 @@
 //! Preview 3 on the same component linker and host state: the `@0.3.0` WASI interfaces
 //! from `wasmtime_wasi::p3`, except `wasi:clocks/monotonic-clock`, which is served from
 //! rusm-sched's timers (wasmtime-wasi 48's own `wait-for`/`wait-until` sleep on Tokio's
-//! timer and fail outside a Tokio runtime); and `rusm:runtime/pipes`, which passes a
-//! process stream as a native `stream<u8>` with the back-pressure of a process stream.
+//! timer and fail outside a Tokio runtime); `rusm:runtime/pipes`, which passes a
+//! process stream as a native `stream<u8>` with the back-pressure of a process stream;
+//! and `rusm:runtime/mailbox`, the waiting calls of `actor` and `streams` as async
+//! functions, so one task of a p3 guest waits for its mailbox while the others run.
 
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -18,10 +20,14 @@ use wasmtime::component::{
 use wasmtime::{Error, Result, StoreContextMut};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
 
-use super::wasip1::watched;
-use super::wasip2::ReaderRes;
-use crate::abi::STREAM_CHUNK;
-use crate::process::{ProcState, StreamEnd};
+use rusm_otp::Received;
+use wasmtime::component::Accessor;
+
+use super::wasip1::{Filter, recv, watched};
+use super::wasip2::rusm::runtime::actor::{self, Item};
+use super::wasip2::{ReaderRes, filter_of, timeout_ms};
+use crate::abi::{KIND_STREAM, STREAM_CHUNK};
+use crate::process::{ProcState, StreamEnd, Waiters, add_waiter};
 
 /// Adds the WASI 0.3 interfaces and `rusm:runtime/pipes` to the component linker.
 pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
@@ -34,6 +40,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
     system_clock::add_to_linker::<_, WasiClocks>(linker, <ProcState as WasiClocksView>::clocks)?;
     add_monotonic_clock(linker)?;
     add_pipes(linker)?;
+    add_mailbox(linker)?;
     Ok(())
 }
 
@@ -71,6 +78,63 @@ fn add_monotonic_clock(linker: &mut Linker<ProcState>) -> Result<()> {
         })
     })?;
     Ok(())
+}
+
+/// `rusm:runtime/mailbox`: `actor`'s and `streams`' waiting calls as concurrent host
+/// functions. Each waits as its sync namesake does (`recv`), and registers its task's
+/// waker with the process's waiters while it waits (see `process::Waiters`).
+fn add_mailbox(linker: &mut Linker<ProcState>) -> Result<()> {
+    let mut i = linker.instance("rusm:runtime/mailbox@0.1.0")?;
+    i.func_wrap_concurrent("receive", |acc: &Accessor<ProcState>, (): ()| {
+        Box::pin(async move {
+            loop {
+                if let Some(item) = await_item(acc, Filter::any(), -1).await {
+                    return Ok((item,));
+                }
+            }
+        })
+    })?;
+    i.func_wrap_concurrent("receive-timeout", |acc: &Accessor<ProcState>, (ms,): (u64,)| {
+        Box::pin(async move { Ok((await_item(acc, Filter::any(), timeout_ms(Some(ms))).await,)) })
+    })?;
+    i.func_wrap_concurrent("receive-match", |acc: &Accessor<ProcState>, (filter, ms): (actor::Filter, Option<u64>)| {
+        Box::pin(async move {
+            let f = filter_of("mailbox.receive-match", filter)?;
+            Ok((await_item(acc, f, timeout_ms(ms)).await,))
+        })
+    })?;
+    i.func_wrap_concurrent("accept", |acc: &Accessor<ProcState>, (ms,): (Option<u64>,)| {
+        Box::pin(async move {
+            let f = Filter { kinds: KIND_STREAM, tag: Vec::new(), monitor: 0 };
+            let reader = match awaiting(acc, recv(f, timeout_ms(ms))).await {
+                Some(Received::Stream(r)) => Some(acc.with(|mut a| Resource::<ReaderRes>::new_own(a.get().add_stream(StreamEnd::Reader(r))))),
+                _ => None,
+            };
+            Ok((reader,))
+        })
+    })?;
+    Ok(())
+}
+
+/// The first item `filter` takes, waiting at most `timeout_ms` (-1: for ever), as the
+/// guest sees it.
+async fn await_item(acc: &Accessor<ProcState>, filter: Filter, timeout_ms: i64) -> Option<Item> {
+    let r = awaiting(acc, recv(filter, timeout_ms)).await?;
+    acc.with(|mut a| a.get().item(r))
+}
+
+/// Polls `fut`, leaving this task's waker with the process's waiters each time it waits.
+async fn awaiting<F: std::future::Future>(acc: &Accessor<ProcState>, fut: F) -> F::Output {
+    let waiters = acc.with(|mut a| a.get().waiters.get_or_insert_with(Waiters::default).clone());
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        let r = fut.as_mut().poll(cx);
+        if r.is_pending() {
+            add_waiter(&waiters, cx.waker());
+        }
+        r
+    })
+    .await
 }
 
 fn add_pipes(linker: &mut Linker<ProcState>) -> Result<()> {

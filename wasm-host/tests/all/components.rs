@@ -263,6 +263,38 @@ fn a_p3_guest_uses_a_p3_clock_and_streams_bytes_to_a_native_process() {
 }
 
 #[test]
+fn a_p3_task_awaits_its_mailbox_while_another_task_runs_and_is_killable_there() {
+    let (node, host, _) = setup();
+    let art = load(&host, "p3mail");
+    let h = host.clone();
+    let (got, p) = node
+        .run(move || {
+            let s = h.spawn_here(&art, WasmOpts::default()).unwrap();
+            rusm_otp::send(s.pid, pid_bytes(&[rusm_otp::self_pid()]));
+            let mut got = Vec::new();
+            // The three ticks come from one task while another waits in
+            // `mailbox.receive-match` for `ping` (a sync receive would hold them up).
+            for _ in 0..3 {
+                got.push(String::from_utf8(recv_bytes(Duration::from_secs(10))).unwrap());
+            }
+            rusm_otp::send(s.pid, b"ping".to_vec());
+            got.push(String::from_utf8(recv_bytes(Duration::from_secs(10))).unwrap());
+            got.push(String::from_utf8(recv_bytes(Duration::from_secs(10))).unwrap());
+            (got, s.pid)
+        })
+        .unwrap();
+    assert_eq!(got, ["tick", "tick", "tick", "pong", "timeout"]);
+    // Now parked in `mailbox.receive`: waiting, and a kill lands at once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while node.info(p).is_some_and(|i| i.status != ProcessStatus::Waiting) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(node.info(p).map(|i| i.status), Some(ProcessStatus::Waiting));
+    assert_killed_promptly(&node, p);
+    node.shutdown();
+}
+
+#[test]
 fn a_stock_wasi_cli_command_runs_as_a_process() {
     let (node, host, logs) = setup();
     let cmd = load(&host, "command");
