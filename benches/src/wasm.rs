@@ -366,14 +366,13 @@ pub(crate) fn idle_guests(opts: &Opts, kind: IdleGuest) -> Result<(), String> {
     }
     let slots = count as u32 + 64;
     let (host, art) = idle_host(kind, slots)?;
-    let first: Option<Vec<u8>> = None;
     let node = node(opts)?;
     // Warm the pool and allocator a little.
-    park(&node, &host, &art, first.clone(), 64.min(count))?.1.into_iter().for_each(|p| node.exit(p, rusm_otp::ExitReason::Kill));
+    park(&node, &host, &art, 64.min(count))?.1.into_iter().for_each(|p| node.exit(p, rusm_otp::ExitReason::Kill));
     std::thread::sleep(Duration::from_millis(100));
     let ((rss0, maps0), heap0) = (rss_and_maps(), heap_in_use());
     let t = Instant::now();
-    let (spawned, pids) = park(&node, &host, &art, first, count)?;
+    let (spawned, pids) = park(&node, &host, &art, count)?;
     let spawn_time = t.elapsed();
     std::thread::sleep(opts.duration());
     let ((rss1, maps1), heap1) = (rss_and_maps(), heap_in_use());
@@ -557,19 +556,14 @@ fn floor<T>(count: usize, mut make: impl FnMut() -> Result<T, String>) -> Result
 }
 
 /// Spawns `count` parker guests and waits for each one's hello (sent just before it parks).
-fn park(node: &Node, host: &Host, art: &Artifact, first: Option<Vec<u8>>, count: usize) -> Result<(usize, Vec<rusm_otp::Pid>), String> {
+fn park(node: &Node, host: &Host, art: &Artifact, count: usize) -> Result<(usize, Vec<rusm_otp::Pid>), String> {
     let (h, a) = (host.clone(), art.clone());
     node.run(move || {
         rusm_otp::register("idle-bench", rusm_otp::self_pid()).expect("the bench's name");
         let mut pids = Vec::with_capacity(count);
         for _ in 0..count {
             match h.spawn_here(&a, WasmOpts::default()) {
-                Ok(s) => {
-                    if let Some(m) = &first {
-                        rusm_otp::send(s.pid, m.clone());
-                    }
-                    pids.push(s.pid)
-                }
+                Ok(s) => pids.push(s.pid),
                 Err(e) => return Err(format!("spawn: {e}")),
             }
         }

@@ -55,7 +55,7 @@ pub(crate) struct ProcState {
     /// Epoch ticks at which the guest was preempted.
     pub(crate) preemptions: u64,
     /// A p3 guest's tasks waiting in `mailbox` calls (`signals_wake`), made on first use.
-    pub(crate) waiters: Option<Waiters>,
+    waiters: Option<Waiters>,
 }
 
 /// The wakers of a p3 guest's host tasks that wait on the mailbox. The process has one
@@ -105,6 +105,11 @@ impl ProcState {
             self.wasi = Some(Box::new(ctx));
         }
         self.wasi.as_deref_mut().expect("built above")
+    }
+
+    /// This p3 guest's mailbox waiters (made on first use).
+    pub(crate) fn waiters(&mut self) -> Waiters {
+        self.waiters.get_or_insert_with(Waiters::default).clone()
     }
 
     fn argv0_pid(&self) -> rusm_otp::Pid {
@@ -238,7 +243,7 @@ pub(crate) async fn run_component(host: Arc<HostInner>, artifact: Artifact, caps
             }
             ComponentEntry::AsyncFunc(idx) => {
                 let f = instance.get_typed_func::<(), ()>(&mut store, &idx)?;
-                let waiters = store.data_mut().waiters.get_or_insert_with(Waiters::default).clone();
+                let waiters = store.data_mut().waiters();
                 // Boxed: its future is the largest of the four, and a p2 guest's body would
                 // carry that space for its whole life (1.3 KB of a parked component).
                 Box::pin(signals_wake(waiters, store.run_concurrent(async |acc| f.call_concurrent(acc, ()).await))).await??;
@@ -251,7 +256,7 @@ pub(crate) async fn run_component(host: Arc<HostInner>, artifact: Artifact, caps
             }
             ComponentEntry::CliRunAsync(idx) => {
                 let f = instance.get_typed_func::<(), (Result<(), ()>,)>(&mut store, &idx)?;
-                let waiters = store.data_mut().waiters.get_or_insert_with(Waiters::default).clone();
+                let waiters = store.data_mut().waiters();
                 let (r,) = Box::pin(signals_wake(waiters, store.run_concurrent(async |acc| f.call_concurrent(acc, ()).await))).await??;
                 Ok(cli_exit(r))
             }
@@ -279,7 +284,11 @@ async fn signals_wake<F: Future>(waiters: Waiters, fut: F) -> F::Output {
         }
         let r = fut.as_mut().poll(cx);
         if r.is_pending() {
-            *wake.outer.lock() = Some(cx.waker().clone());
+            let mut outer = wake.outer.lock();
+            if !outer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *outer = Some(cx.waker().clone());
+            }
+            drop(outer);
             rusm_otp::watch_signals(&Context::from_waker(&waker));
         }
         r

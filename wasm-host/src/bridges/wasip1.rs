@@ -89,12 +89,18 @@ fn memory(caller: &C<'_>, func: &str) -> Result<Memory> {
 
 /// The guest range `ptr..ptr+len`, or a trap naming the call.
 fn range(caller: &C<'_>, func: &str, ptr: i32, len: usize) -> Result<Range<usize>> {
-    let mem = memory(caller, func)?;
+    guest_range(caller, ptr, len, |why| trap(func, why))
+}
+
+/// The guest range `ptr..ptr+len`, or the trap `fail` makes of what is wrong (no memory,
+/// or the range leaves it).
+fn guest_range(caller: &C<'_>, ptr: i32, len: usize, fail: impl Fn(String) -> wasmtime::Error) -> Result<Range<usize>> {
+    let mem = caller.data().memory.ok_or_else(|| fail("the module exports no memory named `memory`".into()))?;
     let size = mem.data_size(caller);
     let start = ptr as u32 as usize;
     match start.checked_add(len) {
         Some(end) if end <= size => Ok(start..end),
-        _ => Err(trap(func, format!("pointer {start:#x} + {len} bytes is outside the guest's {size}-byte memory"))),
+        _ => Err(fail(format!("pointer {start:#x} + {len} bytes is outside the guest's {size}-byte memory"))),
     }
 }
 
@@ -134,6 +140,11 @@ pub(crate) struct Filter {
 impl Filter {
     pub(crate) fn any() -> Filter {
         Filter { kinds: KIND_ANY, tag: Vec::new(), monitor: 0 }
+    }
+
+    /// Only streams opened to this process (`accept`).
+    pub(crate) fn streams() -> Filter {
+        Filter { kinds: KIND_STREAM, tag: Vec::new(), monitor: 0 }
     }
 
     fn accepts(&self, r: &Received) -> bool {
@@ -585,7 +596,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
             let f = "stream_accept";
             range(&c, f, out_handle, 4)?;
             range(&c, f, out_from, 8)?;
-            let filter = Filter { kinds: KIND_STREAM, tag: Vec::new(), monitor: 0 };
+            let filter = Filter::streams();
             match recv(filter, timeout_ms).await {
                 Some(Received::Stream(r)) => {
                     let from = r.from().to_u64();

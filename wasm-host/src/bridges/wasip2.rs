@@ -180,6 +180,11 @@ pub(crate) fn filter_of(func: &str, filter: actor::Filter) -> Result<Filter> {
 }
 
 impl ProcState {
+    /// A `reader` handle, owned by the guest, for a stream opened to it.
+    pub(crate) fn reader(&mut self, r: stream::StreamReader) -> Resource<ReaderRes> {
+        Resource::new_own(self.add_stream(StreamEnd::Reader(r)))
+    }
+
     /// A mailbox item as the guest sees it; a stream becomes a `reader` handle it owns.
     pub(crate) fn item(&mut self, r: Received) -> Option<Item> {
         Some(match r {
@@ -189,7 +194,7 @@ impl ProcState {
             Received::Down { monitor, pid, reason } => {
                 Item::Down(actor::Down { monitor: monitor.to_u64(), pid: pid.to_u64(), reason: to_wit(&reason) })
             }
-            Received::Stream(r) => Item::Stream(Resource::new_own(self.add_stream(StreamEnd::Reader(r)))),
+            Received::Stream(r) => Item::Stream(self.reader(r)),
             Received::Timeout => return None,
         })
     }
@@ -386,9 +391,8 @@ impl streams::Host for ProcState {
     }
 
     async fn accept(&mut self, timeout: Option<u64>) -> Result<Option<Resource<ReaderRes>>> {
-        let filter = Filter { kinds: KIND_STREAM, tag: Vec::new(), monitor: 0 };
-        match recv(filter, timeout_ms(timeout)).await {
-            Some(Received::Stream(r)) => Ok(Some(Resource::new_own(self.add_stream(StreamEnd::Reader(r))))),
+        match recv(Filter::streams(), timeout_ms(timeout)).await {
+            Some(Received::Stream(r)) => Ok(Some(self.reader(r))),
             _ => Ok(None),
         }
     }

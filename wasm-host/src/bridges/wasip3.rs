@@ -26,8 +26,8 @@ use wasmtime::component::Accessor;
 use super::wasip1::{Filter, recv, watched};
 use super::wasip2::rusm::runtime::actor::{self, Item};
 use super::wasip2::{ReaderRes, filter_of, timeout_ms};
-use crate::abi::{KIND_STREAM, STREAM_CHUNK};
-use crate::process::{ProcState, StreamEnd, Waiters, add_waiter};
+use crate::abi::STREAM_CHUNK;
+use crate::process::{ProcState, StreamEnd, add_waiter};
 
 /// Adds the WASI 0.3 interfaces and `rusm:runtime/pipes` to the component linker.
 pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
@@ -105,9 +105,8 @@ fn add_mailbox(linker: &mut Linker<ProcState>) -> Result<()> {
     })?;
     i.func_wrap_concurrent("accept", |acc: &Accessor<ProcState>, (ms,): (Option<u64>,)| {
         Box::pin(async move {
-            let f = Filter { kinds: KIND_STREAM, tag: Vec::new(), monitor: 0 };
-            let reader = match awaiting(acc, recv(f, timeout_ms(ms))).await {
-                Some(Received::Stream(r)) => Some(acc.with(|mut a| Resource::<ReaderRes>::new_own(a.get().add_stream(StreamEnd::Reader(r))))),
+            let reader = match awaiting(acc, recv(Filter::streams(), timeout_ms(ms))).await {
+                Some(Received::Stream(r)) => Some(acc.with(|mut a| a.get().reader(r))),
                 _ => None,
             };
             Ok((reader,))
@@ -125,7 +124,7 @@ async fn await_item(acc: &Accessor<ProcState>, filter: Filter, timeout_ms: i64) 
 
 /// Polls `fut`, leaving this task's waker with the process's waiters each time it waits.
 async fn awaiting<F: std::future::Future>(acc: &Accessor<ProcState>, fut: F) -> F::Output {
-    let waiters = acc.with(|mut a| a.get().waiters.get_or_insert_with(Waiters::default).clone());
+    let waiters = acc.with(|mut a| a.get().waiters());
     let mut fut = std::pin::pin!(fut);
     std::future::poll_fn(|cx| {
         let r = fut.as_mut().poll(cx);

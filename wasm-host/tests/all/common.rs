@@ -68,6 +68,15 @@ pub fn kill_and_wait(node: &Node, pid: Pid) -> (ExitReason, Duration) {
     .expect("the killing process")
 }
 
+/// Waits (at most 10 s) until `pid` shows as waiting: parked in a blocking call.
+pub fn wait_until_waiting(node: &Node, pid: Pid) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while node.info(pid).map(|i| i.status) != Some(rusm_otp::ProcessStatus::Waiting) {
+        assert!(std::time::Instant::now() < deadline, "never parked");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// Kills `pid` and checks that it ends `killed` within 2 s: a few epoch ticks or one
 /// wake-up, with room for a loaded machine.
 pub fn assert_killed_promptly(node: &Node, pid: Pid) {

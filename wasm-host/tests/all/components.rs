@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use rusm_otp::supervisor::{self, ChildSpec, Restart, Strategy, SupervisorSpec};
-use rusm_otp::{ExitReason, Pid, ProcessStatus, Received, SpawnOpts, stream};
+use rusm_otp::{ExitReason, Pid, Received, SpawnOpts, stream};
 use rusm_wasm::testing::component;
 use rusm_wasm::{ArtifactKind, Caps, Host, LogStream, WasmOpts};
 
@@ -285,11 +285,7 @@ fn a_p3_task_awaits_its_mailbox_while_another_task_runs_and_is_killable_there() 
         .unwrap();
     assert_eq!(got, ["tick", "tick", "tick", "pong", "timeout"]);
     // Now parked in `mailbox.receive`: waiting, and a kill lands at once.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while node.info(p).is_some_and(|i| i.status != ProcessStatus::Waiting) && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    assert_eq!(node.info(p).map(|i| i.status), Some(ProcessStatus::Waiting));
+    wait_until_waiting(&node, p);
     assert_killed_promptly(&node, p);
     node.shutdown();
 }
@@ -362,11 +358,7 @@ fn a_component_parked_in_receive_is_waiting_and_killable() {
     load(&host, "roles");
     let h = host.clone();
     let p = node.run(move || spawn_role(&h, "park", SpawnOpts::default())).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while node.run(move || rusm_otp::info(p).map(|i| i.status)).unwrap() != Some(ProcessStatus::Waiting) {
-        assert!(std::time::Instant::now() < deadline, "never parked");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_until_waiting(&node, p);
     let (reason, _) = kill_and_wait(&node, p);
     assert_eq!(reason, ExitReason::Killed);
     node.shutdown();

@@ -39,7 +39,7 @@ use wasmtime::{Linker, Result};
 use wasmtime_wasi::clocks::WasiClocksView;
 use wasmtime_wasi::p2::bindings::clocks::{monotonic_clock, wall_clock};
 
-use super::{C, watched};
+use super::{C, guest_range, watched};
 use crate::process::{ProcState, YieldOnce};
 
 const FUNC: &str = "wasi_snapshot_preview1.poll_oneoff";
@@ -80,16 +80,11 @@ fn trap(why: impl std::fmt::Display) -> wasmtime::Error {
 
 /// The guest range `ptr..ptr+len`, aligned to `align`, or a trap.
 fn range(c: &C<'_>, ptr: i32, len: usize, align: usize) -> Result<std::ops::Range<usize>> {
-    let mem = c.data().memory.ok_or_else(|| trap("the module exports no memory named `memory`"))?;
-    let size = mem.data_size(c);
     let start = ptr as u32 as usize;
     if !start.is_multiple_of(align) {
         return Err(trap(format!("pointer {start:#x} is not aligned to {align} bytes")));
     }
-    match start.checked_add(len) {
-        Some(end) if end <= size => Ok(start..end),
-        _ => Err(trap(format!("pointer {start:#x} + {len} bytes is outside the guest's {size}-byte memory"))),
-    }
+    guest_range(c, ptr, len, trap)
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
@@ -141,15 +136,9 @@ async fn poll_oneoff(c: &mut C<'_>, subs: i32, events: i32, n: i32, out: i32) ->
     // timer woke the process a little early: a clock subscription is ready only once its
     // deadline has passed, and Rust's `std::thread::sleep` insists on its one event).
     let fds = parsed.iter().any(|s| matches!(s, Sub::Fd { .. }));
-    let first = parsed.iter().filter_map(|s| if let Sub::Clock { at, .. } = s { Some(*at) } else { None });
-    // The earliest deadline; `None` (never) only if every one is.
-    let first = first.min_by(|a, b| match (a, b) {
-        (Some(a), Some(b)) => a.cmp(b),
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => std::cmp::Ordering::Equal,
-    });
-    if !fds && first.flatten().is_some_and(|at| at <= start) {
+    // The earliest deadline; `None` (never) if no clock has one.
+    let first = parsed.iter().filter_map(|s| if let Sub::Clock { at, .. } = s { *at } else { None }).min();
+    if !fds && first.is_some_and(|at| at <= start) {
         // Nothing to wait for: still yield once, so a guest polling in a loop lets the
         // others run.
         YieldOnce::default().await;
@@ -159,7 +148,7 @@ async fn poll_oneoff(c: &mut C<'_>, subs: i32, events: i32, n: i32, out: i32) ->
         if !ready.is_empty() {
             break ready;
         }
-        wait_until(first.flatten()).await;
+        wait_until(first).await;
     };
     let count = (ready.len() / EVENT_SIZE) as u32;
     let data = mem.data_mut(&mut *c);
