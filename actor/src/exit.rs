@@ -7,18 +7,27 @@ use crate::{MonitorRef, Pid};
 
 /// Why a process ended. Data, not an error (STYLE §3).
 ///
-/// `Kill` is the untrappable signal one process sends another with
-/// [`exit`](crate::exit); the process it kills ends with `Killed`, and that is the reason
-/// its links and monitors see (OTP rewrites `kill` to `killed` the same way).
+/// `Kill` is untrappable only as the signal of [`exit`](crate::exit) (Erlang's
+/// `exit(Pid, kill)`): the process it reaches ends with `Killed`, and `Killed` is what that
+/// process's links and monitors see. A process that ends with `Kill` as its own reason
+/// ([`exit_with`](crate::exit_with), Erlang's `exit(kill)`) sends `kill` over its links
+/// like any other reason: a trapping partner gets it as a message, a non-trapping one ends
+/// with `Kill` too, and monitors see `Kill` (Reference Manual, "Processes", "Receiving
+/// Exit Signals").
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub enum ExitReason {
     /// Returned from its body. Does not kill linked processes.
     Normal,
     /// Stopped in an orderly way (by a supervisor or node shutdown).
     Shutdown,
-    /// The untrappable kill signal (only as an argument of [`exit`](crate::exit)).
+    /// Stopped in an orderly way, with a term saying why (Erlang's `{shutdown, Term}`):
+    /// a shutdown for supervisors (a `transient` child is not restarted) and for
+    /// [`is_shutdown`](ExitReason::is_shutdown). Displayed `{shutdown,Term}`.
+    ShutdownWith(String),
+    /// `kill`: untrappable as the signal of [`exit`](crate::exit); an ordinary reason when
+    /// a process ends with it itself.
     Kill,
-    /// Killed by `kill`.
+    /// Killed by `exit(Pid, kill)`.
     Killed,
     /// The process did not exist (a link or monitor to a dead pid).
     NoProc,
@@ -33,6 +42,27 @@ impl ExitReason {
     pub fn is_normal(&self) -> bool {
         matches!(self, ExitReason::Normal)
     }
+
+    /// Is this `shutdown` or `{shutdown, Term}` (an orderly stop, which OTP neither
+    /// restarts for a `transient` child nor reports as a crash)?
+    pub fn is_shutdown(&self) -> bool {
+        matches!(self, ExitReason::Shutdown | ExitReason::ShutdownWith(_))
+    }
+
+    /// Parses the text [`Display`](fmt::Display) gives for the reasons a process may send
+    /// or end with (the guest ABIs take reasons as text): `normal`, `shutdown`, `kill`,
+    /// `{shutdown,Term}`; anything else is an application reason with that exact text.
+    pub fn from_text(text: &str) -> ExitReason {
+        match text {
+            "normal" => ExitReason::Normal,
+            "shutdown" => ExitReason::Shutdown,
+            "kill" => ExitReason::Kill,
+            t => match t.strip_prefix("{shutdown,").and_then(|r| r.strip_suffix('}')) {
+                Some(term) => ExitReason::ShutdownWith(term.to_owned()),
+                None => ExitReason::Other(t.to_owned()),
+            },
+        }
+    }
 }
 
 impl fmt::Display for ExitReason {
@@ -40,6 +70,7 @@ impl fmt::Display for ExitReason {
         match self {
             ExitReason::Normal => f.write_str("normal"),
             ExitReason::Shutdown => f.write_str("shutdown"),
+            ExitReason::ShutdownWith(term) => write!(f, "{{shutdown,{term}}}"),
             ExitReason::Kill => f.write_str("kill"),
             ExitReason::Killed => f.write_str("killed"),
             ExitReason::NoProc => f.write_str("noproc"),

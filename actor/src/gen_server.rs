@@ -1,12 +1,15 @@
 //! A gen-server: a process that serves synchronous calls and asynchronous casts around a
-//! state, as OTP's `gen_server` (RUSM's `AbstractProcess`).
+//! state, as OTP 25's `gen_server` (RUSM's `AbstractProcess`).
 //!
-//! A call monitors the server, sends the request with a unique tag and waits for the reply
-//! with that tag, the server's `Down`, or the timeout, whichever comes first; a dead or
-//! dying server is an error, never a hang. A reply to a caller that has died is dropped; one
-//! that arrives after the caller gave up stays in its mailbox as an ordinary message (as in
-//! Erlang before process aliases), never mistaken for the reply to a later call. `terminate` runs whenever the server ends: by returning `Stop`, by an exit
-//! signal, or by a panic in a callback.
+//! # Rules (OTP's `gen_server`)
+//!
+//! | what | how |
+//! |---|---|
+//! | start | [`start_link`]/[`start`] return after `init` has returned in the new process; an `init` that fails (returns `Err`, panics or calls `exit_with`) makes the server exit with that reason and the start return [`StartError::Init`]. A linked caller that does not trap exits then ends with that reason too (the link), as in OTP 25. |
+//! | call | monitors the server and waits for the reply, the server's `Down`, or the timeout; a dead or dying server is an error, never a hang. The reply is addressed to an alias (EEP 53): a reply that comes after the call gave up is dropped and never reaches the caller's mailbox. |
+//! | reply to a dead caller | dropped. |
+//! | `terminate` | runs when a callback returns `Stop`, when a callback panics or calls `exit_with` (then the server ends with that reason), and when the server traps exits and an exit signal comes from its *parent* (the process that called `start_link`): then it exits with the parent's reason after `terminate`. |
+//! | other exit signals | a server that does not trap exits is ended by them at once, without `terminate`; a trapping server gets them in `handle_info` (an `Exit` from anyone but its parent). `kill` always ends it at once. |
 //!
 //! # Examples
 //!
@@ -42,11 +45,11 @@
 //! ```
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::process::ExitUnwind;
-use crate::{ExitReason, Message, Pid, Received};
+use crate::start::{Ack, start_sync};
+use crate::{ExitReason, Message, Pid, Received, ReplyTo, StartError};
 
 /// What to do after a callback.
 #[derive(Debug)]
@@ -92,7 +95,9 @@ pub trait GenServer: Send + 'static {
         Flow::Continue
     }
 
-    /// Runs as the server ends, with the reason.
+    /// Runs as the server ends by its own decision (`Stop`), a callback's panic or
+    /// `exit_with`, or its parent's exit signal while it traps exits; not when another
+    /// exit signal ends it (see the module docs).
     fn terminate(&mut self, reason: &ExitReason) {
         let _ = reason;
     }
@@ -101,8 +106,7 @@ pub trait GenServer: Send + 'static {
 /// Who to reply to; lets a server reply after `handle_call` returned.
 #[derive(Debug)]
 pub struct From<R> {
-    caller: Pid,
-    tag: u64,
+    to: ReplyTo,
     _reply: std::marker::PhantomData<fn(R)>,
 }
 
@@ -113,18 +117,18 @@ impl<R: Send + 'static> From<R> {
     ///
     /// Outside a process.
     pub fn reply(self, r: R) {
-        crate::send(self.caller, Message::value(ReplyMsg { tag: self.tag, reply: r }));
+        let tag = self.to.alias;
+        self.to.send(Message::value(ReplyMsg { tag, reply: r }));
     }
 
     /// The calling process.
     pub fn caller(&self) -> Pid {
-        self.caller
+        self.to.pid
     }
 }
 
 struct CallMsg<C> {
-    from: Pid,
-    tag: u64,
+    from: ReplyTo,
     req: C,
 }
 
@@ -134,8 +138,6 @@ struct ReplyMsg<R> {
     tag: u64,
     reply: R,
 }
-
-static TAGS: AtomicU64 = AtomicU64::new(1);
 
 /// Why a call failed.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -148,34 +150,71 @@ pub enum CallError {
     Timeout,
 }
 
-/// Starts a server linked to the caller; `init` builds its state in the new process.
+/// What an `init` may return: the state, or `Err(reason)` to fail the start (OTP's
+/// `{stop, Reason}`).
+pub trait Init<S> {
+    /// The state, or why the start fails.
+    fn into_state(self) -> Result<S, ExitReason>;
+}
+
+impl<S: GenServer> Init<S> for S {
+    fn into_state(self) -> Result<S, ExitReason> {
+        Ok(self)
+    }
+}
+
+impl<S: GenServer> Init<S> for Result<S, ExitReason> {
+    fn into_state(self) -> Result<S, ExitReason> {
+        self
+    }
+}
+
+/// Starts a server linked to the caller, which becomes the server's parent; `init` builds
+/// its state in the new process, and this returns once it has.
 ///
 /// # Errors
 ///
-/// As [`crate::spawn`].
+/// [`StartError::Spawn`] if the scheduler refuses; [`StartError::Init`] with the server's
+/// exit reason if `init` returns `Err`, panics or exits (a caller that does not trap exits
+/// ends with that reason as well, through the link).
 ///
 /// # Panics
 ///
 /// Outside a process.
-pub fn start_link<S: GenServer>(init: impl FnOnce() -> S + Send + 'static) -> Result<Pid, crate::SpawnError> {
-    crate::spawn_link(move || serve(init()))
+pub fn start_link<S: GenServer, I: Init<S>>(
+    init: impl FnOnce() -> I + Send + 'static,
+) -> Result<Pid, StartError> {
+    let parent = crate::self_pid();
+    start_sync(true, move |ack| run(init, ack, Some(parent)))
 }
 
-/// Starts a server not linked to anything.
+/// Starts a server not linked to anything (it has no parent); returns once `init` has
+/// returned.
 ///
 /// # Errors
 ///
-/// As [`crate::spawn`].
+/// As [`start_link`].
 ///
 /// # Panics
 ///
 /// Outside a process.
-pub fn start<S: GenServer>(init: impl FnOnce() -> S + Send + 'static) -> Result<Pid, crate::SpawnError> {
-    crate::spawn(move || serve(init()))
+pub fn start<S: GenServer, I: Init<S>>(
+    init: impl FnOnce() -> I + Send + 'static,
+) -> Result<Pid, StartError> {
+    start_sync(false, move |ack| run(init, ack, None))
 }
 
-fn serve<S: GenServer>(mut state: S) {
-    let r = catch_unwind(AssertUnwindSafe(|| serve_loop(&mut state)));
+fn run<S: GenServer, I: Init<S>>(init: impl FnOnce() -> I, ack: Ack, parent: Option<Pid>) {
+    let state = match init().into_state() {
+        Ok(s) => s,
+        Err(reason) => crate::exit_with(reason),
+    };
+    ack.ok();
+    serve(state, parent);
+}
+
+fn serve<S: GenServer>(mut state: S, parent: Option<Pid>) {
+    let r = catch_unwind(AssertUnwindSafe(|| serve_loop(&mut state, parent)));
     match r {
         Ok(reason) => {
             state.terminate(&reason);
@@ -185,7 +224,9 @@ fn serve<S: GenServer>(mut state: S) {
         }
         Err(payload) => {
             let reason = match payload.downcast_ref::<ExitUnwind>() {
-                Some(e) => e.0.clone(),
+                // An exit signal ends the server at once (Erlang: the process just dies).
+                Some(e) if e.signal => resume_unwind(payload),
+                Some(e) => e.reason.clone(),
                 None => ExitReason::Crashed(rusm_sched::panic_message(&*payload)),
             };
             state.terminate(&reason);
@@ -194,14 +235,14 @@ fn serve<S: GenServer>(mut state: S) {
     }
 }
 
-fn serve_loop<S: GenServer>(state: &mut S) -> ExitReason {
+fn serve_loop<S: GenServer>(state: &mut S, parent: Option<Pid>) -> ExitReason {
     loop {
         let flow = match crate::receive() {
             Received::Message(m) => match m.downcast::<CallMsg<S::Call>>() {
                 Ok(call) => {
+                    let to = call.from;
                     let from = || From {
-                        caller: call.from,
-                        tag: call.tag,
+                        to,
                         _reply: std::marker::PhantomData,
                     };
                     let reply = |r: S::Reply| from().reply(r);
@@ -222,6 +263,8 @@ fn serve_loop<S: GenServer>(state: &mut S) -> ExitReason {
                     Err(m) => state.handle_info(Received::Message(m)),
                 },
             },
+            // The parent's exit signal, trapped: terminate, then exit with its reason.
+            Received::Exit { from, reason } if Some(from) == parent => Flow::Stop(reason),
             other => state.handle_info(other),
         };
         if let Flow::Stop(reason) = flow {
@@ -241,10 +284,10 @@ fn serve_loop<S: GenServer>(state: &mut S) -> ExitReason {
 ///
 /// Outside a process.
 pub fn call<S: GenServer>(server: Pid, req: S::Call, timeout: Duration) -> Result<S::Reply, CallError> {
-    let me = crate::self_pid();
-    let tag = TAGS.fetch_add(1, Ordering::Relaxed);
-    let is_reply = |m: &Message| m.downcast_ref::<ReplyMsg<S::Reply>>().is_some_and(|r| r.tag == tag);
-    match crate::request(server, Message::value(CallMsg { from: me, tag, req }), is_reply, timeout) {
+    let make = |from: ReplyTo| Message::value(CallMsg { from, req });
+    let is_reply =
+        |m: &Message, alias: u64| m.downcast_ref::<ReplyMsg<S::Reply>>().is_some_and(|r| r.tag == alias);
+    match crate::request(server, make, is_reply, timeout) {
         crate::Answer::Reply(msg) => msg
             .downcast::<ReplyMsg<S::Reply>>()
             .map(|r| r.reply)

@@ -36,6 +36,8 @@
 mod exit;
 mod pid;
 mod process;
+mod request;
+mod start;
 pub mod gen_server;
 pub mod pg;
 pub mod stream;
@@ -51,7 +53,9 @@ use std::time::{Duration, Instant};
 
 pub use exit::{ExitReason, Message, Received};
 pub use pid::{MonitorRef, Pid};
-use process::{ExitUnwind, NodeInner, Process, State, deliver_exit};
+pub use start::StartError;
+pub(crate) use request::{Answer, ReplyTo, request};
+use process::{ExitUnwind, NodeInner, Process, State, Via, deliver_exit};
 
 /// Why a spawn failed.
 #[derive(Debug, thiserror::Error)]
@@ -235,13 +239,16 @@ impl Node {
     }
 
     /// Starts a supervisor (not linked to anything; see [`supervisor::start_link`] for a
-    /// supervision tree).
+    /// supervision tree) and returns once its children have started.
     ///
     /// # Errors
     ///
-    /// [`SpawnError::Sched`] if the scheduler refuses.
-    pub fn start_supervisor(&self, spec: supervisor::SupervisorSpec) -> Result<Pid, SpawnError> {
-        self.spawn(move || supervisor::run(spec, None))
+    /// As [`supervisor::start`].
+    pub fn start_supervisor(&self, spec: supervisor::SupervisorSpec) -> Result<Pid, StartError> {
+        match self.run(move || supervisor::start(spec)) {
+            Ok(r) => r,
+            Err(reason) => Err(StartError::Init(reason)),
+        }
     }
 
     /// Spawns a process whose body is a future (how the Wasm host runs guests): it ends
@@ -314,11 +321,11 @@ impl Node {
         let _ = self.inner.deliver(to, msg.into(), false);
     }
 
-    /// Sends an exit signal from outside any process (as if from `to` itself for
-    /// `normal`, which therefore ends it).
+    /// Sends an exit signal from outside any process, with [`exit`]'s rules (as if from
+    /// `to` itself for `normal`, which therefore ends it).
     pub fn exit(&self, to: Pid, reason: ExitReason) {
         if let Some(p) = self.inner.get(to) {
-            deliver_exit(&p, to, reason, false);
+            deliver_exit(&p, to, reason, Via::Exit2);
         }
     }
 
@@ -486,7 +493,7 @@ fn spawn_in(
         let reason = match r {
             Ok(()) => ExitReason::Normal,
             Err(payload) => match payload.downcast::<ExitUnwind>() {
-                Ok(e) => e.0,
+                Ok(e) => e.reason,
                 Err(_) if rusm_sched::is_cancelling() => ExitReason::Shutdown,
                 Err(payload) => ExitReason::Crashed(rusm_sched::panic_message(&*payload)),
             },
@@ -522,7 +529,7 @@ impl<F: Future<Output = ExitReason>> Future for FutureProcess<F> {
             }
             Err(payload) => {
                 let reason = match payload.downcast::<ExitUnwind>() {
-                    Ok(e) => e.0,
+                    Ok(e) => e.reason,
                     Err(p) => ExitReason::Crashed(rusm_sched::panic_message(&*p)),
                 };
                 self.proc_.exit(reason);
@@ -575,43 +582,6 @@ pub fn poll_receive(cx: &mut Context<'_>) -> Poll<Received> {
             st.waker = Some(cx.waker().clone());
             Poll::Pending
         }
-    }
-}
-
-/// What a request to another process ended with ([`request`]).
-pub(crate) enum Answer {
-    /// The reply message.
-    Reply(Message),
-    /// The server ended (or was already dead) with this reason.
-    Down(ExitReason),
-    /// No reply within the timeout.
-    Timeout,
-}
-
-/// The request/reply pattern gen-servers and supervisors share: monitor `server`, send
-/// `msg`, then wait for the first message `is_reply` accepts, the server's `Down`, or the
-/// timeout; the monitor is removed (and a late `Down` flushed) either way.
-pub(crate) fn request(
-    server: Pid,
-    msg: Message,
-    is_reply: impl Fn(&Message) -> bool,
-    timeout: Duration,
-) -> Answer {
-    let m = monitor(server);
-    send(server, msg);
-    let got = receive_match(
-        |r| match r {
-            Received::Message(msg) => is_reply(msg),
-            Received::Down { monitor, .. } => *monitor == m,
-            _ => false,
-        },
-        Some(timeout),
-    );
-    demonitor(m, true);
-    match got {
-        Received::Message(msg) => Answer::Reply(msg),
-        Received::Down { reason, .. } => Answer::Down(reason),
-        _ => Answer::Timeout,
     }
 }
 
@@ -974,44 +944,77 @@ pub fn check() {
     rusm_sched::coop::spend(1);
 }
 
-/// Links the caller to `pid`. Linking to a dead process delivers `noproc` to the caller as
-/// an exit signal (a message if it traps exits, else it exits), as Erlang's `link/1`.
+/// Why [`link`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// `pid` is not alive and the caller does not trap exits (Erlang's `link/1` raises
+    /// the error `noproc`: an error the caller handles, not an exit signal).
+    #[error("no such process")]
+    NoProc,
+}
+
+/// Links the caller to `pid` (Erlang's `link/1`). Linking to oneself, or to a process
+/// already linked, does nothing.
+///
+/// If `pid` is not alive: a caller that traps exits gets `Ok` and
+/// `Received::Exit { from: pid, reason: NoProc }` in its mailbox; one that does not trap
+/// exits gets `Err(LinkError::NoProc)` and goes on living.
+///
+/// A peer that exits at any moment after `link` found it alive sends its exit signal over
+/// the new link; none is lost (`process.rs`, "Links and monitors against a concurrent exit").
+///
+/// # Errors
+///
+/// [`LinkError::NoProc`], as above.
 ///
 /// # Panics
 ///
 /// Outside a process.
-pub fn link(pid: Pid) {
+pub fn link(pid: Pid) -> Result<(), LinkError> {
     let p = me();
-    if pid == p.pid {
-        return;
-    }
-    match p.node.get(pid) {
-        Some(other) => {
-            let alive = {
-                let mut os = other.state.lock();
-                if os.alive {
-                    os.cold().links.insert(p.pid);
-                }
-                os.alive
-            };
-            if alive {
-                p.state.lock().cold().links.insert(pid);
-                return;
-            }
-            deliver_exit(&p, pid, ExitReason::NoProc, false);
-        }
-        None => deliver_exit(&p, pid, ExitReason::NoProc, false),
-    }
     p.check_exit();
+    if pid == p.pid {
+        return Ok(());
+    }
+    // 1. Our end first, so a peer that exits after step 2 finds its signal accepted here.
+    p.state.lock().cold().links.insert(pid);
+    // 2. The peer's end, under its lock, if it is still alive there.
+    if let Some(other) = p.node.get(pid) {
+        let mut os = other.state.lock();
+        if os.alive {
+            os.cold().links.insert(p.pid);
+            return Ok(());
+        }
+    }
+    // 3. No such process: take our end back; `noproc` as Erlang's link/1 gives it.
+    let mut st = p.state.lock();
+    if let Some(c) = st.cold_mut() {
+        c.links.remove(&pid);
+    }
+    if st.trap_exit {
+        st.enqueue(Received::Exit {
+            from: pid,
+            reason: ExitReason::NoProc,
+        });
+        Ok(())
+    } else {
+        Err(LinkError::NoProc)
+    }
 }
 
-/// Removes a link (both ends). No signal is sent.
+/// Removes the link between the caller and `pid` (both ends; no signal is sent). Once it
+/// returns, the link has no effect on the caller: no exit signal over it arrives
+/// afterwards, even from a peer that was exiting at that moment (`erlang:unlink/1`). An
+/// `Exit` that arrived before the call stays in the mailbox.
 ///
 /// # Panics
 ///
 /// Outside a process.
 pub fn unlink(pid: Pid) {
     let p = me();
+    p.check_exit();
+    // Our end first: from here `deliver_exit` drops any link signal from `pid`.
     if let Some(c) = p.state.lock().cold_mut() {
         c.links.remove(&pid);
     }
@@ -1048,7 +1051,9 @@ pub fn monitor(pid: Pid) -> MonitorRef {
     r
 }
 
-/// Removes a monitor; with `flush`, also drops its `Down` if one already arrived.
+/// Removes a monitor; with `flush`, also drops its `Down` if one already arrived. After
+/// `demonitor(m, true)` returns, no `Down` for `m` is in the mailbox or will arrive, even
+/// if the target was exiting at that moment (Erlang's `demonitor(Ref, [flush])`).
 /// Returns `true` if the monitor was still active.
 ///
 /// # Panics
@@ -1056,17 +1061,21 @@ pub fn monitor(pid: Pid) -> MonitorRef {
 /// Outside a process.
 pub fn demonitor(monitor: MonitorRef, flush: bool) -> bool {
     let p = me();
-    let target = p.state.lock().cold_mut().and_then(|c| c.monitoring.remove(&monitor));
+    // Removal and flush under one lock: a `Down` is enqueued only while the monitor is
+    // held (`Process::deliver_down`), so none can land after this.
+    let target = {
+        let mut st = p.state.lock();
+        let target = st.cold_mut().and_then(|c| c.monitoring.remove(&monitor));
+        if flush {
+            st.mailbox
+                .retain(|r| !matches!(r, Received::Down { monitor: m, .. } if *m == monitor));
+        }
+        target
+    };
     if let Some(t) = target.and_then(|t| p.node.get(t))
         && let Some(c) = t.state.lock().cold_mut()
     {
         c.monitored_by.remove(&monitor);
-    }
-    if flush {
-        p.state
-            .lock()
-            .mailbox
-            .retain(|r| !matches!(r, Received::Down { monitor: m, .. } if *m == monitor));
     }
     target.is_some()
 }
@@ -1081,8 +1090,10 @@ pub fn trap_exit(on: bool) -> bool {
 }
 
 /// Sends an exit signal to `pid` (Erlang's `exit/2`): `kill` kills even a trapping
-/// process (it ends `killed`); `normal` is ignored unless `pid` is the caller; other reasons
-/// end a non-trapping process and reach a trapping one as a message.
+/// process (it ends `killed`: this is the only untrappable signal, and the only place
+/// `kill` becomes `killed`); `normal` is ignored by a non-trapping process unless `pid` is
+/// the caller; other reasons end a non-trapping process and reach a trapping one as a
+/// message.
 ///
 /// # Panics
 ///
@@ -1090,20 +1101,21 @@ pub fn trap_exit(on: bool) -> bool {
 pub fn exit(pid: Pid, reason: ExitReason) {
     let p = me();
     if let Some(target) = p.node.get(pid) {
-        deliver_exit(&target, p.pid, reason, false);
+        deliver_exit(&target, p.pid, reason, Via::Exit2);
     }
     p.check_exit();
 }
 
 /// Ends the calling process now with `reason` (Erlang's `exit/1`): its links and monitors
-/// see `reason` (`kill` is seen as `killed`).
+/// see `reason` as it is. `exit_with(Kill)` sends `kill` over its links as an ordinary,
+/// trappable reason (a non-trapping partner ends with `kill`), and monitors see `kill`.
 ///
 /// # Panics
 ///
 /// Outside a process.
 pub fn exit_with(reason: ExitReason) -> ! {
     let _ = me();
-    std::panic::resume_unwind(Box::new(ExitUnwind(reason)))
+    std::panic::resume_unwind(Box::new(ExitUnwind { reason, signal: false }))
 }
 
 /// `exit(pid, kill)`.

@@ -124,11 +124,11 @@ pub fn exit_all(group: &str, reason: ExitReason) -> usize {
     let n = pids.len() + usize::from(mine.is_some());
     for pid in pids {
         if let Some(p) = me.node.get(pid) {
-            crate::process::deliver_exit(&p, me.pid, reason.clone(), false);
+            crate::process::deliver_exit(&p, me.pid, reason.clone(), crate::process::Via::Exit2);
         }
     }
     if mine.is_some() {
-        crate::process::deliver_exit(&me, me.pid, reason, false);
+        crate::process::deliver_exit(&me, me.pid, reason, crate::process::Via::Exit2);
     }
     me.check_exit();
     n

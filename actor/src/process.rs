@@ -13,16 +13,39 @@
 //!         2. release its registered names          (before any signal goes out)
 //!         3. free its table slot
 //!         4. drop the monitors it held on others
-//!         5. exit signal to every linked process, Down to every monitor
+//!         5. exit signal to every linked process (its own reason, `kill` included),
+//!            Down to every monitor
 //! ```
 //!
 //! # Signals
 //!
-//! An exit signal is resolved when it is delivered, under the receiver's lock, by the
-//! table in [`deliver_exit`]: a trapping process gets `Received::Exit` in its mailbox (in
-//! arrival order with its messages); otherwise a `kill`, or an abnormal reason, marks the
-//! process to exit and wakes it. Native bodies are cooperative: a marked process exits at
-//! its next runtime call (`receive`, `send`, [`check`](crate::check)) or when it returns.
+//! An exit signal is resolved when it is delivered, under the receiver's lock, by
+//! [`deliver_exit`] (the table there is Erlang's, Reference Manual, "Processes",
+//! "Receiving Exit Signals"): a trapping process gets `Received::Exit` in its mailbox (in
+//! arrival order with its messages); otherwise an abnormal reason marks the process to exit
+//! and wakes it. Only `exit(Pid, kill)` is untrappable, and only it becomes `killed`; a
+//! process that ends with reason `kill` itself sends a plain, trappable `kill` over its
+//! links. Native bodies are cooperative: a marked process exits at its next runtime call
+//! (`receive`, `send`, [`check`](crate::check)) or when it returns. The first signal that
+//! marks a process decides its reason; later ones are ignored, as on the BEAM.
+//!
+//! # Links and monitors against a concurrent exit
+//!
+//! Each end of a link is one entry in that end's `links`, changed only under its lock. A
+//! link exit signal is delivered only if, under the receiver's lock, the receiver still
+//! has the sender in its `links` (it removes it in the same step). So:
+//!
+//! * `unlink(peer)` removes the caller's end first: from then on no exit signal over that
+//!   link can reach the caller, even from a peer that is exiting at that moment
+//!   (`erlang:unlink/1`'s guarantee).
+//! * `link(peer)` adds the caller's end first, then the peer's end under the peer's lock if
+//!   the peer is still alive there; a peer that exits after that holds the caller in its
+//!   link list, and the caller holds the peer, so the signal is never lost. A peer found
+//!   dead is `noproc`.
+//! * A `Down` is delivered only if, under the watcher's lock, the watcher still holds the
+//!   monitor (removed in the same step); `demonitor(flush)` removes the monitor and flushes
+//!   an arrived `Down` under that same lock, so after it returns no `Down` of that monitor
+//!   is or will be in the mailbox.
 //!
 //! # Invariants
 //!
@@ -43,7 +66,19 @@ use crate::{ExitReason, Message, MonitorRef, Pid, Received};
 
 /// Unwinds a process's fiber to its root with an exit reason (never a user-visible panic:
 /// `resume_unwind` skips the panic hook).
-pub(crate) struct ExitUnwind(pub(crate) ExitReason);
+pub(crate) struct ExitUnwind {
+    pub(crate) reason: ExitReason,
+    /// An exit signal ends the process (Erlang: the process just dies), rather than its own
+    /// [`exit_with`](crate::exit_with) (Erlang's `exit/1`, an exception a gen-server catches).
+    pub(crate) signal: bool,
+}
+
+impl ExitUnwind {
+    /// Unwinds the calling fiber: the process is ending on an exit signal.
+    pub(crate) fn signal(reason: ExitReason) -> ! {
+        std::panic::resume_unwind(Box::new(ExitUnwind { reason, signal: true }))
+    }
+}
 
 /// Mutable state of one process, under one lock. What every send and receive touches
 /// stays here; what most processes never use is in [`Cold`], allocated on first use, so
@@ -86,6 +121,9 @@ pub(crate) struct Cold {
     pub(crate) groups: Vec<String>,
     /// Stream ends owned by this process, broken if it exits abnormally.
     pub(crate) streams: Vec<std::sync::Weak<crate::stream::Pipe>>,
+    /// Aliases a request of this process waits on (`request.rs`): a reply is taken only
+    /// for an alias held here.
+    pub(crate) aliases: HashSet<u64>,
 }
 
 impl State {
@@ -145,6 +183,16 @@ impl State {
             self.messages -= 1;
         }
         Some(item)
+    }
+
+    /// Keeps only the messages `keep` accepts (signals stay; the message count follows).
+    pub(crate) fn retain_messages(&mut self, mut keep: impl FnMut(&Message) -> bool) {
+        let before = self.mailbox.len();
+        self.mailbox.retain(|r| match r {
+            Received::Message(m) => keep(m),
+            _ => true,
+        });
+        self.messages -= before - self.mailbox.len();
     }
 
     /// Does the bound refuse one more message now?
@@ -435,10 +483,50 @@ impl Process {
         Ok(st.waker.take())
     }
 
+    /// Enqueues a reply to `alias` if this process still waits on it, using the alias up
+    /// (check and enqueue are one step under the lock: `request.rs`). Dropped otherwise.
+    pub(crate) fn push_reply(&self, alias: u64, msg: Message) {
+        let w = {
+            let mut st = self.state.lock();
+            if !st.alive || !st.cold_mut().is_some_and(|c| c.aliases.remove(&alias)) {
+                return;
+            }
+            st.enqueue(Received::Message(msg));
+            if st.pending_exit.is_some() {
+                self.signalled.store(true, Ordering::Release);
+            }
+            st.waker.take()
+        };
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
     /// Sets `pending_exit` (the caller holds the state lock) and the flag that goes with it.
+    /// The first signal that marks a process decides how it ends; later ones are ignored.
     pub(crate) fn mark(&self, st: &mut State, reason: ExitReason) {
-        st.pending_exit = Some(reason);
+        if st.pending_exit.is_none() {
+            st.pending_exit = Some(reason);
+        }
         self.signalled.store(true, Ordering::Release);
+    }
+
+    /// Delivers the `Down` of `monitor` unless the watcher (this process) no longer holds
+    /// it: the check and the enqueue are one step under its lock, which is what makes
+    /// `demonitor(flush)` final.
+    pub(crate) fn deliver_down(&self, monitor: MonitorRef, pid: Pid, reason: ExitReason) {
+        let w = {
+            let mut st = self.state.lock();
+            let active = st.alive && st.cold_mut().is_some_and(|c| c.monitoring.remove(&monitor).is_some());
+            if !active {
+                return;
+            }
+            st.enqueue(Received::Down { monitor, pid, reason });
+            st.waker.take()
+        };
+        if let Some(w) = w {
+            w.wake();
+        }
     }
 
     fn take_pending(&self, st: &mut State) -> Option<ExitReason> {
@@ -509,32 +597,16 @@ impl Process {
                 c.monitored_by.remove(&r);
             }
         }
-        // 4. Signals.
-        let out = if reason == ExitReason::Kill {
-            ExitReason::Killed
-        } else {
-            reason
-        };
+        // 4. Signals: the reason as it is, `kill` included (only `exit/2` with `kill`
+        // becomes `killed`, at the target).
         for l in links {
             if let Some(lp) = node.get(l) {
-                deliver_exit(&lp, self.pid, out.clone(), true);
+                deliver_exit(&lp, self.pid, reason.clone(), Via::Link);
             }
         }
         for (monitor, watcher) in monitored_by {
             if let Some(w) = node.get(watcher) {
-                // A watcher that demonitored meanwhile gets nothing.
-                let active = w
-                    .state
-                    .lock()
-                    .cold_mut()
-                    .is_some_and(|c| c.monitoring.remove(&monitor).is_some());
-                if active {
-                    w.push(Received::Down {
-                        monitor,
-                        pid: self.pid,
-                        reason: out.clone(),
-                    });
-                }
+                w.deliver_down(monitor, self.pid, reason.clone());
             }
         }
     }
@@ -546,7 +618,7 @@ impl Process {
         let mut st = self.state.lock();
         if let Some(reason) = self.take_pending(&mut st) {
             drop(st);
-            std::panic::resume_unwind(Box::new(ExitUnwind(reason)));
+            ExitUnwind::signal(reason);
         }
         st
     }
@@ -555,35 +627,49 @@ impl Process {
     /// itself at its runtime calls).
     pub(crate) fn check_exit(&self) {
         if let Some(reason) = self.take_pending_exit() {
-            std::panic::resume_unwind(Box::new(ExitUnwind(reason)));
+            ExitUnwind::signal(reason);
         }
     }
 }
 
-/// Delivers an exit signal from `from` with `reason` to `to` (Erlang's table):
+/// How an exit signal reaches its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Via {
+    /// A linked process ended: a link exit signal. Dropped if the link is gone at the
+    /// receiver (it unlinked).
+    Link,
+    /// `exit(Pid, Reason)` (Erlang's `exit/2`), or a signal from outside any process.
+    Exit2,
+}
+
+/// Delivers an exit signal from `from` with `reason` to `to`, Erlang's table (Reference
+/// Manual, "Processes", "Receiving Exit Signals"):
 ///
-/// | reason           | `to` traps exits          | `to` does not trap            |
-/// |------------------|---------------------------|-------------------------------|
-/// | `kill`           | exits `killed`            | exits `killed`                |
-/// | `normal`         | `Exit` message            | ignored (unless `from == to`) |
-/// | anything else    | `Exit` message            | exits with that reason        |
+/// | signal                    | `to` traps exits        | `to` does not trap exits        |
+/// |---------------------------|-------------------------|---------------------------------|
+/// | `exit/2` with `kill`      | exits `killed`          | exits `killed`                  |
+/// | `exit/2` with `normal`    | `Exit` message          | ignored, unless `from == to`: then it exits `normal` |
+/// | link, `normal`            | `Exit` message          | ignored                         |
+/// | link, `kill`              | `Exit` message (`kill`) | exits `kill`                    |
+/// | anything else, either way | `Exit` message          | exits with that reason          |
 ///
-/// `link` tells whether the signal comes over a link (then `from` leaves `to`'s links).
-pub(crate) fn deliver_exit(to: &Process, from: Pid, reason: ExitReason, link: bool) {
+/// A link signal removes `from` from `to`'s links; if `from` is not there (`to`
+/// unlinked), the signal is dropped.
+pub(crate) fn deliver_exit(to: &Process, from: Pid, reason: ExitReason, via: Via) {
     let w = {
         let mut st = to.state.lock();
         if !st.alive {
             return;
         }
-        if link && let Some(c) = st.cold_mut() {
-            c.links.remove(&from);
+        if via == Via::Link && !st.cold_mut().is_some_and(|c| c.links.remove(&from)) {
+            return;
         }
-        if reason == ExitReason::Kill {
+        if via == Via::Exit2 && reason == ExitReason::Kill {
             to.mark(&mut st, ExitReason::Killed);
         } else if st.trap_exit {
             st.enqueue(Received::Exit { from, reason });
         } else if reason.is_normal() {
-            if from != to.pid {
+            if via == Via::Link || from != to.pid {
                 return;
             }
             to.mark(&mut st, ExitReason::Normal);

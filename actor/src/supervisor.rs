@@ -1,4 +1,4 @@
-//! Supervisors, as OTP's `supervisor` behaviour defines them.
+//! Supervisors, as OTP 25's `supervisor` behaviour defines them.
 //!
 //! A supervisor is a process that traps exits, starts its children in order (each linked
 //! to it), and when a child exits decides by the child's [`Restart`] type whether to
@@ -7,6 +7,20 @@
 //! (in reverse start order) and exits with `shutdown`, so its own supervisor decides. An
 //! exit signal from its parent stops the children the same way and ends the supervisor with
 //! the parent's reason.
+//!
+//! # Rules (OTP's `supervisor(3)` and `supervisor.erl`)
+//!
+//! | event | what the supervisor does |
+//! |---|---|
+//! | start | starts the children in order; [`start_link`] returns after all have started. A child that fails to start makes it stop the ones already started (reverse order) and exit with `{shutdown,{failed_to_start_child,Id,Why}}`, and `start_link` returns that reason as [`StartError::Init`]. |
+//! | a start answers [`Started::Ignore`] | the child is kept in the list, not running, and the supervisor goes on (a `temporary` child that answers it is dropped). |
+//! | a `permanent` child exits | restarted, whatever the reason. |
+//! | a `transient` child exits | restarted unless the reason is `normal`, `shutdown` or `{shutdown,Term}`; otherwise kept, not running. |
+//! | a `temporary` child exits | never restarted, and its spec is deleted: [`which_children`] no longer lists it. |
+//! | restart of a range (`one_for_all`: every child; `rest_for_one`: the child and the ones after it) | the others in the range are stopped in reverse order; `temporary` ones among them are deleted, not restarted; the rest start again in order. |
+//! | a restart fails | the supervisor tries again (a message to itself, so requests and exits queued meanwhile are handled first), each try counted against the intensity, until it succeeds or the supervisor gives up with `shutdown` (OTP's `try_again_restart`). |
+//! | more than `intensity` restarts in `period` | stops every child, exits `shutdown`. |
+//! | its parent's exit signal | stops every child, exits with the parent's reason. |
 //!
 //! # Examples
 //!
@@ -41,7 +55,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::{ExitReason, Message, Pid, Received, SpawnOpts};
+use crate::start::{Ack, start_sync};
+use crate::{ExitReason, Message, Pid, Received, ReplyTo, SpawnOpts, StartError};
 
 /// Which children restart when one exits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,8 +102,18 @@ pub struct ChildSpec {
     start: Start,
 }
 
+/// What a start function answers (OTP's `{ok, Pid}` or `ignore`; an `Err` is its
+/// `{error, Reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    /// The child runs as this process (linked to the supervisor by the options given).
+    Pid(Pid),
+    /// Nothing was started; the child stays in the list, not running.
+    Ignore,
+}
+
 /// How a child is started: a native body, or a start function (OTP's `start` MFA).
-type StartFn = dyn Fn(SpawnOpts) -> Result<Pid, String> + Send + Sync + 'static;
+type StartFn = dyn Fn(SpawnOpts) -> Result<Started, String> + Send + Sync + 'static;
 
 #[derive(Clone)]
 enum Start {
@@ -121,12 +146,21 @@ impl ChildSpec {
     /// A child started by `start`, called in the supervisor's process with the options
     /// the child must be spawned with (linked to the caller, labelled with the id): OTP's
     /// start function, for children that are not native bodies, such as Wasm guests
-    /// (`rusm_wasm::Host::spawn_here`). An `Err` counts as a failed start: the child is
-    /// left not running, as when a native spawn fails.
+    /// (`rusm_wasm::Host::spawn_here`). An `Err` is a failed start (see the module docs).
     pub fn start_with(
         id: impl Into<String>,
         restart: Restart,
         start: impl Fn(SpawnOpts) -> Result<Pid, String> + Send + Sync + 'static,
+    ) -> Self {
+        Self::start_fn(id, restart, move |opts| start(opts).map(Started::Pid))
+    }
+
+    /// As [`start_with`](ChildSpec::start_with), for a start function that may also answer
+    /// [`Started::Ignore`] (OTP's `ignore`).
+    pub fn start_fn(
+        id: impl Into<String>,
+        restart: Restart,
+        start: impl Fn(SpawnOpts) -> Result<Started, String> + Send + Sync + 'static,
     ) -> Self {
         ChildSpec {
             id: id.into(),
@@ -178,20 +212,29 @@ impl SupervisorSpec {
     }
 }
 
-/// Requests a supervisor understands.
+/// Requests a supervisor understands (from other processes, and from itself).
 enum Request {
-    WhichChildren(Pid),
-    StartChild(Pid),
+    WhichChildren(ReplyTo),
+    StartChild(ReplyTo),
+    /// A restart of the child with this key failed: try again.
+    TryAgain(u64),
 }
 
-/// Replies.
-enum Reply {
+/// Replies, tagged with the alias of the request they answer.
+struct Reply {
+    alias: u64,
+    body: ReplyBody,
+}
+
+enum ReplyBody {
     Children(Vec<(String, Option<Pid>)>),
     Started(Option<Pid>),
 }
 
 struct Child {
     spec: ChildSpec,
+    /// Unique within the supervisor (ids are not, among `SimpleOneForOne` children).
+    key: u64,
     pid: Option<Pid>,
 }
 
@@ -199,31 +242,36 @@ struct Sup {
     strategy: Strategy,
     intensity: u32,
     period: Duration,
+    /// In start order. For `SimpleOneForOne`, entry 0 is the template (never started).
     children: Vec<Child>,
+    next_key: u64,
     restarts: VecDeque<Instant>,
     parent: Option<Pid>,
 }
 
-/// The body of a supervisor process.
-pub(crate) fn run(spec: SupervisorSpec, parent: Option<Pid>) {
+/// The body of a supervisor process: start the children, acknowledge the start, serve.
+fn run(spec: SupervisorSpec, parent: Option<Pid>, ack: Ack) {
     crate::trap_exit(true);
     let mut sup = Sup {
         strategy: spec.strategy,
         intensity: spec.intensity,
         period: spec.period,
-        children: spec
-            .children
-            .into_iter()
-            .map(|spec| Child { spec, pid: None })
-            .collect(),
+        children: Vec::new(),
+        next_key: 0,
         restarts: VecDeque::new(),
         parent,
     };
-    if sup.strategy != Strategy::SimpleOneForOne {
-        for i in 0..sup.children.len() {
-            sup.start(i);
-        }
+    for spec in spec.children {
+        sup.push(spec);
     }
+    if sup.strategy != Strategy::SimpleOneForOne
+        && let Err((i, why)) = sup.start_from(0)
+    {
+        let id = sup.children[i].spec.id.clone();
+        sup.stop_all();
+        crate::exit_with(ExitReason::ShutdownWith(format!("{{failed_to_start_child,{id},{why}}}")));
+    }
+    ack.ok();
     loop {
         match crate::receive() {
             Received::Exit { from, reason } => {
@@ -242,37 +290,90 @@ pub(crate) fn run(spec: SupervisorSpec, parent: Option<Pid>) {
 }
 
 impl Sup {
-    fn start(&mut self, i: usize) {
+    fn push(&mut self, spec: ChildSpec) -> usize {
+        self.next_key += 1;
+        self.children.push(Child {
+            spec,
+            key: self.next_key,
+            pid: None,
+        });
+        self.children.len() - 1
+    }
+
+    fn position(&self, key: u64) -> Option<usize> {
+        self.children.iter().position(|c| c.key == key)
+    }
+
+    /// Starts child `i`: `Ok(true)` if it runs, `Ok(false)` if its start answered
+    /// `ignore`, `Err(why)` if it failed.
+    fn start_one(&mut self, i: usize) -> Result<bool, String> {
         let opts = SpawnOpts {
             link: true,
             label: Some(self.children[i].spec.id.clone()),
             ..SpawnOpts::default()
         };
-        self.children[i].pid = match &self.children[i].spec.start {
+        let started = match &self.children[i].spec.start {
             Start::Body(body) => {
                 let body = body.clone();
-                crate::spawn_opt(opts, move || body()).ok().map(|s| s.pid)
+                crate::spawn_opt(opts, move || body())
+                    .map(|s| Started::Pid(s.pid))
+                    .map_err(|e| e.to_string())
             }
-            Start::With(start) => start(opts).ok(),
+            Start::With(start) => start(opts),
         };
+        match started {
+            Ok(Started::Pid(pid)) => {
+                self.children[i].pid = Some(pid);
+                Ok(true)
+            }
+            Ok(Started::Ignore) => {
+                self.children[i].pid = None;
+                Ok(false)
+            }
+            Err(why) => {
+                self.children[i].pid = None;
+                Err(why)
+            }
+        }
+    }
+
+    /// Starts children `from..` in order (OTP's `start_children`): a `temporary` child
+    /// that answers `ignore` is dropped. Stops at the first failure: `Err((index, why))`.
+    fn start_from(&mut self, from: usize) -> Result<(), (usize, String)> {
+        let mut i = from;
+        while i < self.children.len() {
+            match self.start_one(i) {
+                Ok(false) if self.children[i].spec.restart == Restart::Temporary => {
+                    self.children.remove(i);
+                }
+                Ok(_) => i += 1,
+                Err(why) => return Err((i, why)),
+            }
+        }
+        Ok(())
     }
 
     fn child_exited(&mut self, i: usize, reason: &ExitReason) {
         self.children[i].pid = None;
         let restart = match self.children[i].spec.restart {
             Restart::Permanent => true,
-            Restart::Transient => !matches!(reason, ExitReason::Normal | ExitReason::Shutdown),
+            Restart::Transient => !(reason.is_normal() || reason.is_shutdown()),
             Restart::Temporary => false,
         };
         if !restart {
-            // A dynamic child that will not restart is forgotten; a static one stays in
-            // the list as not running.
-            if self.strategy == Strategy::SimpleOneForOne {
+            // OTP's del_child: a temporary child's spec is deleted, and so is a dynamic
+            // child; any other stays in the list as not running.
+            if self.children[i].spec.restart == Restart::Temporary || self.strategy == Strategy::SimpleOneForOne {
                 self.children.remove(i);
             }
             return;
         }
-        // Intensity: count restarts in the sliding window.
+        self.restart(self.children[i].key);
+    }
+
+    /// Counts a restart in the sliding window; past the intensity the supervisor stops
+    /// every child and exits `shutdown`.
+    fn add_restart(&mut self) {
         let now = Instant::now();
         self.restarts.push_back(now);
         while self
@@ -286,23 +387,37 @@ impl Sup {
             self.stop_all();
             crate::exit_with(ExitReason::Shutdown);
         }
-        match self.strategy {
-            Strategy::OneForOne | Strategy::SimpleOneForOne => self.start(i),
+    }
+
+    /// Restarts the child with `key` by the strategy (OTP's `restart/2`). A start that
+    /// fails is tried again later, through a message to itself.
+    fn restart(&mut self, key: u64) {
+        self.add_restart();
+        let Some(i) = self.position(key) else { return };
+        let failed = match self.strategy {
+            Strategy::OneForOne | Strategy::SimpleOneForOne => self.start_one(i).err().map(|_| key),
             Strategy::OneForAll => {
-                for j in (0..self.children.len()).rev() {
-                    self.stop(j);
-                }
-                for j in 0..self.children.len() {
-                    self.start(j);
-                }
+                self.stop_range(0);
+                self.start_from(0).err().map(|(j, _)| self.children[j].key)
             }
             Strategy::RestForOne => {
-                for j in (i + 1..self.children.len()).rev() {
-                    self.stop(j);
-                }
-                for j in i..self.children.len() {
-                    self.start(j);
-                }
+                self.stop_range(i + 1);
+                let from = self.position(key).expect("the restarted child is not temporary");
+                self.start_from(from).err().map(|(j, _)| self.children[j].key)
+            }
+        };
+        if let Some(key) = failed {
+            crate::send(crate::self_pid(), Message::value(Request::TryAgain(key)));
+        }
+    }
+
+    /// Stops the children `from..` in reverse order (OTP's `terminate_children`);
+    /// `temporary` ones are deleted, as they are never restarted.
+    fn stop_range(&mut self, from: usize) {
+        for j in (from..self.children.len()).rev() {
+            self.stop(j);
+            if self.children[j].spec.restart == Restart::Temporary {
+                self.children.remove(j);
             }
         }
     }
@@ -337,7 +452,7 @@ impl Sup {
                 }
             }
         }
-        // An EXIT from the child that was already queued before the unlink is stale now.
+        // An EXIT that arrived before the unlink is stale now (none can arrive after it).
         while !matches!(
             crate::receive_match(
                 |r| matches!(r, Received::Exit { from, .. } if *from == pid),
@@ -358,32 +473,45 @@ impl Sup {
             return;
         };
         match req {
-            Request::WhichChildren(from) => {
-                let list = self
-                    .children
+            Request::WhichChildren(to) => {
+                let skip = usize::from(self.strategy == Strategy::SimpleOneForOne);
+                let list = self.children[skip..]
                     .iter()
-                    .filter(|c| self.strategy != Strategy::SimpleOneForOne || c.pid.is_some())
                     .map(|c| (c.spec.id.clone(), c.pid))
                     .collect();
-                crate::send(from, Message::value(Reply::Children(list)));
+                reply(to, ReplyBody::Children(list));
             }
-            Request::StartChild(from) => {
-                let pid = if self.strategy == Strategy::SimpleOneForOne {
-                    self.children.first().map(|t| t.spec.clone()).and_then(|spec| {
-                        self.children.push(Child { spec, pid: None });
-                        let i = self.children.len() - 1;
-                        self.start(i);
-                        self.children[i].pid
-                    })
-                } else {
-                    None
+            Request::StartChild(to) => {
+                let pid = match self.strategy {
+                    Strategy::SimpleOneForOne if !self.children.is_empty() => {
+                        let i = self.push(self.children[0].spec.clone());
+                        match self.start_one(i) {
+                            Ok(true) => self.children[i].pid,
+                            // Ignored or failed: not kept (OTP's handle_start_child).
+                            _ => {
+                                self.children.remove(i);
+                                None
+                            }
+                        }
+                    }
+                    _ => None,
                 };
-                crate::send(from, Message::value(Reply::Started(pid)));
+                reply(to, ReplyBody::Started(pid));
+            }
+            Request::TryAgain(key) => {
+                if let Some(i) = self.position(key)
+                    && self.children[i].pid.is_none()
+                {
+                    self.restart(key);
+                }
             }
         }
     }
 }
 
+fn reply(to: ReplyTo, body: ReplyBody) {
+    to.send(Message::value(Reply { alias: to.alias, body }));
+}
 /// Why a request to a supervisor failed.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
@@ -395,16 +523,19 @@ pub enum CallError {
     Timeout,
 }
 
-fn call(sup: Pid, req: Request) -> Result<Reply, CallError> {
-    let is_reply = |m: &Message| m.downcast_ref::<Reply>().is_some();
-    match crate::request(sup, Message::value(req), is_reply, Duration::from_secs(5)) {
-        crate::Answer::Reply(msg) => msg.downcast::<Reply>().map_err(|_| CallError::NoProc),
+fn call(sup: Pid, req: fn(ReplyTo) -> Request) -> Result<ReplyBody, CallError> {
+    let is_reply = |m: &Message, alias: u64| m.downcast_ref::<Reply>().is_some_and(|r| r.alias == alias);
+    let make = |to: ReplyTo| Message::value(req(to));
+    match crate::request(sup, make, is_reply, Duration::from_secs(5)) {
+        crate::Answer::Reply(msg) => msg.downcast::<Reply>().map(|r| r.body).map_err(|_| CallError::NoProc),
         crate::Answer::Down(_) => Err(CallError::NoProc),
         crate::Answer::Timeout => Err(CallError::Timeout),
     }
 }
 
-/// The children of a supervisor: id and pid (`None` while not running).
+/// The children of a supervisor, in start order: id and pid (`None` while not running).
+/// A `temporary` child that has ended is no longer listed; for `SimpleOneForOne`, the
+/// running dynamic children.
 ///
 /// # Errors
 ///
@@ -414,15 +545,14 @@ fn call(sup: Pid, req: Request) -> Result<Reply, CallError> {
 ///
 /// Outside a process.
 pub fn which_children(sup: Pid) -> Result<Vec<(String, Option<Pid>)>, CallError> {
-    let me = crate::self_pid();
-    match call(sup, Request::WhichChildren(me))? {
-        Reply::Children(c) => Ok(c),
-        Reply::Started(_) => Err(CallError::NoProc),
+    match call(sup, Request::WhichChildren)? {
+        ReplyBody::Children(c) => Ok(c),
+        ReplyBody::Started(_) => Err(CallError::NoProc),
     }
 }
 
 /// Starts a new instance of a `SimpleOneForOne` supervisor's template child. `Ok(None)` if
-/// the supervisor has another strategy or the child could not start.
+/// the supervisor has another strategy or the child could not start (or answered `ignore`).
 ///
 /// # Errors
 ///
@@ -432,23 +562,40 @@ pub fn which_children(sup: Pid) -> Result<Vec<(String, Option<Pid>)>, CallError>
 ///
 /// Outside a process.
 pub fn start_child(sup: Pid) -> Result<Option<Pid>, CallError> {
-    let me = crate::self_pid();
-    match call(sup, Request::StartChild(me))? {
-        Reply::Started(p) => Ok(p),
-        Reply::Children(_) => Err(CallError::NoProc),
+    match call(sup, Request::StartChild)? {
+        ReplyBody::Started(p) => Ok(p),
+        ReplyBody::Children(_) => Err(CallError::NoProc),
     }
 }
 
-/// Starts a supervisor linked to the calling process (a supervision tree).
+/// Starts a supervisor linked to the calling process (a supervision tree); returns once
+/// every child has started.
 ///
 /// # Errors
 ///
-/// As [`crate::spawn`].
+/// [`StartError::Spawn`] if the scheduler refuses; [`StartError::Init`] with
+/// `{shutdown,{failed_to_start_child,Id,Why}}` if a child failed to start (the children
+/// started before it were stopped). The supervisor's exit signal reaches the caller over
+/// the link as well: a caller that does not trap exits ends with that reason (OTP 25).
 ///
 /// # Panics
 ///
 /// Outside a process.
-pub fn start_link(spec: SupervisorSpec) -> Result<Pid, crate::SpawnError> {
+pub fn start_link(spec: SupervisorSpec) -> Result<Pid, StartError> {
     let parent = crate::self_pid();
-    crate::spawn_link(move || run(spec, Some(parent)))
+    start_sync(true, move |ack| run(spec, Some(parent), ack))
+}
+
+/// Starts a supervisor linked to nothing (it has no parent); returns once every child has
+/// started.
+///
+/// # Errors
+///
+/// As [`start_link`] (there is no link, so the caller only gets the error).
+///
+/// # Panics
+///
+/// Outside a process.
+pub fn start(spec: SupervisorSpec) -> Result<Pid, StartError> {
+    start_sync(false, move |ack| run(spec, None, ack))
 }

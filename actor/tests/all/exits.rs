@@ -1,109 +1,11 @@
 //! Links, exit signals and monitors, as Erlang's reference manual ("Processes": receiving
-//! exit signals) specifies them.
+//! exit signals) specifies them, beyond the conformance table (`signals.rs`).
 
 use std::time::Duration;
 
 use rusm_otp::{ExitReason, Message, Pid, Received, SpawnOpts};
 
 use crate::{T, node, recv};
-
-/// How the exit signal reaches the victim.
-#[derive(Debug, Clone, Copy)]
-enum Via {
-    /// A linked process exits with the reason.
-    Link,
-    /// `exit(victim, reason)` from another process.
-    Exit2,
-}
-
-/// What the victim does.
-#[derive(Debug, PartialEq)]
-enum Outcome {
-    Survives,
-    Dies(ExitReason),
-    GetsMessage(ExitReason),
-}
-
-/// Erlang's table. A linked process that exits with `kill` as its own reason sends
-/// `killed`; `exit(Pid, kill)` is the untrappable one.
-fn expected(reason: &ExitReason, trap: bool, via: Via) -> Outcome {
-    let arriving = match (via, reason) {
-        (Via::Link, ExitReason::Kill) => ExitReason::Killed,
-        _ => reason.clone(),
-    };
-    match (&arriving, trap) {
-        (ExitReason::Kill, _) => Outcome::Dies(ExitReason::Killed),
-        (r, true) => Outcome::GetsMessage(r.clone()),
-        (ExitReason::Normal, false) => Outcome::Survives,
-        (r, false) => Outcome::Dies(r.clone()),
-    }
-}
-
-#[test]
-fn exit_signal_table() {
-    let node = node();
-    let reasons = [
-        ExitReason::Normal,
-        ExitReason::Shutdown,
-        ExitReason::Other("boom".into()),
-        ExitReason::Kill,
-        ExitReason::Killed,
-        ExitReason::Crashed("bad".into()),
-    ];
-    let mut cases = 0;
-    for reason in &reasons {
-        for trap in [false, true] {
-            for via in [Via::Link, Via::Exit2] {
-                let want = expected(reason, trap, via);
-                let got = run_case(&node, reason.clone(), trap, via);
-                assert_eq!(got, want, "reason {reason:?}, trap_exit {trap}, via {via:?}");
-                cases += 1;
-            }
-        }
-    }
-    assert_eq!(cases, 24);
-}
-
-fn run_case(node: &rusm_otp::Node, reason: ExitReason, trap: bool, via: Via) -> Outcome {
-    let (tx, rx) = std::sync::mpsc::channel::<Outcome>();
-    // The victim reports what it got; the observer (this test) learns deaths by monitor.
-    let victim_tx = tx.clone();
-    let victim = node
-        .spawn_opt(SpawnOpts { trap_exit: trap, ..SpawnOpts::default() }, move || {
-            match rusm_otp::receive_timeout(Duration::from_millis(300)) {
-                Received::Exit { reason, .. } => {
-                    let _ = victim_tx.send(Outcome::GetsMessage(reason));
-                }
-                Received::Timeout => {
-                    let _ = victim_tx.send(Outcome::Survives);
-                }
-                other => panic!("unexpected {other:?}"),
-            }
-        })
-        .unwrap();
-    let r2 = reason.clone();
-    node.spawn(move || {
-        let m = rusm_otp::monitor(victim);
-        match via {
-            Via::Link => {
-                // A helper links to the victim and exits with the reason.
-                let r3 = r2.clone();
-                rusm_otp::spawn(move || {
-                    rusm_otp::link(victim);
-                    rusm_otp::exit_with(r3)
-                })
-                .unwrap();
-            }
-            Via::Exit2 => rusm_otp::exit(victim, r2),
-        }
-        if let Received::Down { monitor, reason, .. } = crate::recv()
-            && monitor == m && reason != ExitReason::Normal {
-                let _ = tx.send(Outcome::Dies(reason));
-            }
-    })
-    .unwrap();
-    rx.recv_timeout(T).expect("no outcome")
-}
 
 #[test]
 fn panic_becomes_crashed_and_kills_linked_processes() {
@@ -180,6 +82,32 @@ fn killed_propagates_over_links_as_killed_and_is_trappable() {
 }
 
 #[test]
+fn a_process_ending_with_kill_sends_a_trappable_kill_to_its_links_and_monitors() {
+    let node = node();
+    let (exit, down) = node
+        .run(|| {
+            rusm_otp::trap_exit(true);
+            let s = rusm_otp::spawn_opt(SpawnOpts { link: true, monitor: true, ..SpawnOpts::default() }, || {
+                rusm_otp::exit_with(ExitReason::Kill)
+            })
+            .unwrap();
+            let (mut exit, mut down) = (None, None);
+            while exit.is_none() || down.is_none() {
+                match recv() {
+                    Received::Exit { from, reason } if from == s.pid => exit = Some(reason),
+                    Received::Down { monitor, reason, .. } if Some(monitor) == s.monitor => down = Some(reason),
+                    other => panic!("{other:?}"),
+                }
+            }
+            (exit.unwrap(), down.unwrap())
+        })
+        .unwrap();
+    // The trapping parent lives to report it: `kill` over a link is trappable.
+    assert_eq!(exit, ExitReason::Kill);
+    assert_eq!(down, ExitReason::Kill);
+}
+
+#[test]
 fn exit_self_normal_ends_the_caller() {
     let node = node();
     let reason = node
@@ -201,21 +129,44 @@ fn exit_self_normal_ends_the_caller() {
 }
 
 #[test]
-fn link_to_a_dead_pid_delivers_noproc() {
+fn link_to_a_dead_pid_delivers_noproc_when_trapping_and_is_an_error_otherwise() {
     let node = node();
     let dead = node.spawn(|| {}).unwrap();
     assert!(wait_dead(&node, dead));
     let got = node
         .run(move || {
             rusm_otp::trap_exit(true);
-            rusm_otp::link(dead);
+            assert_eq!(rusm_otp::link(dead), Ok(()));
             recv()
         })
         .unwrap();
     assert!(matches!(got, Received::Exit { reason: ExitReason::NoProc, .. }), "{got:?}");
-    // Not trapping: the caller dies with noproc.
-    let p = node.spawn(move || rusm_otp::link(dead)).unwrap();
-    assert_eq!(node.await_exit(p, T), Some(ExitReason::NoProc));
+    // Not trapping: an error the caller handles; it lives on and later ends normally.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = node
+        .spawn(move || {
+            tx.send(rusm_otp::link(dead)).unwrap();
+            let _ = rusm_otp::receive();
+        })
+        .unwrap();
+    assert_eq!(rx.recv_timeout(T).unwrap(), Err(rusm_otp::LinkError::NoProc));
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(node.is_alive(p));
+    let (tx, rx) = std::sync::mpsc::channel();
+    node.spawn(move || {
+        let m = rusm_otp::monitor(p);
+        rusm_otp::send(p, Message::value(()));
+        loop {
+            if let Received::Down { monitor, reason, .. } = rusm_otp::receive()
+                && monitor == m
+            {
+                tx.send(reason).unwrap();
+                return;
+            }
+        }
+    })
+    .unwrap();
+    assert_eq!(rx.recv_timeout(T).unwrap(), ExitReason::Normal);
 }
 
 fn wait_dead(node: &rusm_otp::Node, pid: Pid) -> bool {

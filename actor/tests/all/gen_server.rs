@@ -139,7 +139,7 @@ fn calling_a_dead_or_dying_server_is_an_error_not_a_hang() {
 }
 
 #[test]
-fn server_killed_during_a_call_and_terminate_runs() {
+fn a_server_ended_by_an_exit_signal_mid_call_does_not_run_terminate() {
     let node = node();
     let log = Arc::new(Mutex::new(Vec::new()));
     let mk = kv(&log);
@@ -155,7 +155,8 @@ fn server_killed_during_a_call_and_terminate_runs() {
         })
         .unwrap();
     assert_eq!(r, Err(CallError::Exited(ExitReason::Other("boom".into()))));
-    assert_eq!(*log.lock(), [ExitReason::Other("boom".into())]);
+    // Not trapping exits: the signal ends it at once (OTP), `terminate` does not run.
+    assert_eq!(*log.lock(), []);
 }
 
 #[test]
@@ -183,4 +184,234 @@ fn a_caller_dying_mid_call_does_not_hurt_the_server() {
         .unwrap();
     assert!(ok);
     assert_eq!(served.load(Ordering::SeqCst), 1);
+}
+
+// ---- OTP 25's gen_server rules: start after init, late replies, terminate ----
+
+/// A server that records what reaches it: `terminate` reasons and `handle_info` items.
+struct Recorder {
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl GenServer for Recorder {
+    type Call = Duration;
+    type Reply = &'static str;
+    type Cast = ();
+
+    fn handle_call(&mut self, sleep: Duration, _from: From<&'static str>) -> CallResult<&'static str> {
+        rusm_sched::sleep(sleep);
+        self.log.lock().push("replied".into());
+        CallResult::Reply("late")
+    }
+
+    fn handle_info(&mut self, info: Received) -> Flow {
+        if let Received::Exit { reason, .. } = info {
+            self.log.lock().push(format!("info exit {reason}"));
+        }
+        Flow::Continue
+    }
+
+    fn terminate(&mut self, reason: &ExitReason) {
+        self.log.lock().push(format!("terminate {reason}"));
+    }
+}
+
+fn recorder(log: &Arc<Mutex<Vec<String>>>, trap: bool) -> impl FnOnce() -> Recorder + Send + 'static {
+    let log = log.clone();
+    move || {
+        rusm_otp::trap_exit(trap);
+        Recorder { log }
+    }
+}
+
+fn wait_for(log: &Arc<Mutex<Vec<String>>>, n: usize) -> Vec<String> {
+    let end = std::time::Instant::now() + T;
+    while log.lock().len() < n {
+        assert!(std::time::Instant::now() < end, "only {:?}", log.lock());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    log.lock().clone()
+}
+
+#[test]
+fn a_reply_after_the_call_gave_up_never_reaches_the_caller() {
+    let node = node();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mk = recorder(&log, false);
+    let l = log.clone();
+    let (r, stray) = node
+        .run(move || {
+            let s = gen_server::start_link(mk).unwrap();
+            let r = gen_server::call::<Recorder>(s, Duration::from_millis(50), Duration::from_millis(5));
+            // The server replies 45 ms after the caller gave up.
+            while l.lock().is_empty() {
+                rusm_sched::sleep(Duration::from_millis(1));
+            }
+            (r, rusm_otp::receive_timeout(Duration::from_millis(30)))
+        })
+        .unwrap();
+    assert_eq!(r, Err(CallError::Timeout));
+    assert_eq!(*log.lock(), ["replied"]);
+    assert!(matches!(stray, Received::Timeout), "the late reply reached the mailbox: {stray:?}");
+}
+
+#[test]
+fn start_returns_after_init_has_returned() {
+    let node = node();
+    let done = Arc::new(AtomicUsize::new(0));
+    let d = done.clone();
+    let seen = node
+        .run(move || {
+            let d2 = d.clone();
+            gen_server::start(move || {
+                rusm_sched::sleep(Duration::from_millis(30));
+                d2.store(1, Ordering::SeqCst);
+                Kv { items: Default::default(), pending: Vec::new(), terminated: Arc::default() }
+            })
+            .unwrap();
+            d.load(Ordering::SeqCst)
+        })
+        .unwrap();
+    assert_eq!(seen, 1, "start returned before init did");
+}
+
+#[test]
+fn a_failing_init_is_reported_to_the_caller() {
+    let node = node();
+    let (stopped, panicked, exits) = node
+        .run(|| {
+            rusm_otp::trap_exit(true);
+            let stopped = gen_server::start_link(|| Err::<Kv, _>(ExitReason::Other("no config".into()))).map(|_| ());
+            let panicked = gen_server::start_link(|| -> Kv { panic!("init boom") }).map(|_| ());
+            // Linked: the caller also gets each server's exit signal (OTP 25).
+            let exits: Vec<ExitReason> = (0..2)
+                .map(|_| match crate::recv() {
+                    Received::Exit { reason, .. } => reason,
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            (stopped, panicked, exits)
+        })
+        .unwrap();
+    assert!(matches!(&stopped, Err(rusm_otp::StartError::Init(ExitReason::Other(r))) if r == "no config"), "{stopped:?}");
+    assert!(matches!(&panicked, Err(rusm_otp::StartError::Init(ExitReason::Crashed(r))) if r.contains("init boom")), "{panicked:?}");
+    assert_eq!(exits[0], ExitReason::Other("no config".into()));
+    assert!(matches!(&exits[1], ExitReason::Crashed(_)));
+    // Not linked: only the error.
+    let r = node.run(|| gen_server::start(|| Err::<Kv, _>(ExitReason::Shutdown)).map(|_| ())).unwrap();
+    assert!(matches!(r, Err(rusm_otp::StartError::Init(ExitReason::Shutdown))), "{r:?}");
+    // Linked and not trapping exits: the caller ends with the server's reason (OTP 25).
+    let (tx, rx) = std::sync::mpsc::channel();
+    node.spawn(move || {
+        let (p, m) = rusm_otp::spawn_monitor(|| {
+            let _ = gen_server::start_link(|| Err::<Kv, _>(ExitReason::Other("no config".into())));
+            rusm_otp::check();
+        })
+        .unwrap();
+        let _ = p;
+        loop {
+            if let Received::Down { monitor, reason, .. } = rusm_otp::receive()
+                && monitor == m
+            {
+                tx.send(reason).unwrap();
+                return;
+            }
+        }
+    })
+    .unwrap();
+    assert_eq!(rx.recv_timeout(T).unwrap(), ExitReason::Other("no config".into()));
+}
+
+/// The server pid a parent sent.
+fn server_pid() -> rusm_otp::Pid {
+    match crate::recv() {
+        Received::Message(m) => m.downcast::<rusm_otp::Pid>().ok().expect("a pid"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Starts a `Recorder` (trapping or not) linked to a parent process, sends it an exit
+/// signal with reason `bye` from the parent or from another process, and returns the
+/// server's exit reason (`None`: it lives) and the log.
+fn terminate_case(trap: bool, from_parent: bool) -> (Option<ExitReason>, Vec<String>) {
+    let node = node();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mk = recorder(&log, trap);
+    let l = log.clone();
+    let fate = node
+        .run(move || {
+            let me = rusm_otp::self_pid();
+            // The parent traps exits so that it outlives a server that dies.
+            let parent = rusm_otp::spawn_opt(rusm_otp::SpawnOpts { trap_exit: true, ..Default::default() }, move || {
+                let s = gen_server::start_link(mk).unwrap();
+                rusm_otp::send(me, rusm_otp::Message::value(s));
+                loop {
+                    if let Received::Message(m) = rusm_otp::receive()
+                        && let Ok(to) = m.downcast::<rusm_otp::Pid>()
+                    {
+                        rusm_otp::exit(to, ExitReason::Other("bye".into()));
+                    }
+                }
+            })
+            .unwrap()
+            .pid;
+            let s = server_pid();
+            let m = rusm_otp::monitor(s);
+            if from_parent {
+                rusm_otp::send(parent, rusm_otp::Message::value(s));
+            } else {
+                rusm_otp::exit(s, ExitReason::Other("bye".into()));
+            }
+            let fate = match rusm_otp::receive_match(|r| matches!(r, Received::Down { monitor, .. } if *monitor == m), Some(Duration::from_millis(100))) {
+                Received::Down { reason, .. } => Some(reason),
+                _ => None,
+            };
+            rusm_sched::sleep(Duration::from_millis(20));
+            // Before the parent goes: its death would be the parent's exit signal.
+            let seen = l.lock().clone();
+            rusm_otp::kill(parent);
+            (fate, seen)
+        })
+        .unwrap();
+    fate
+}
+
+#[test]
+fn terminate_runs_on_the_parents_exit_signal_only_when_trapping() {
+    let bye = || Some(ExitReason::Other("bye".into()));
+    // Trapping, from the parent: terminate, then exit with the parent's reason.
+    assert_eq!(terminate_case(true, true), (bye(), vec!["terminate bye".to_string()]));
+    // Trapping, from anyone else: handle_info, and the server goes on.
+    assert_eq!(terminate_case(true, false), (None, vec!["info exit bye".to_string()]));
+    // Not trapping: the signal ends it at once, without terminate, whoever sent it.
+    assert_eq!(terminate_case(false, true), (bye(), vec![]));
+    assert_eq!(terminate_case(false, false), (bye(), vec![]));
+}
+
+#[test]
+fn terminate_runs_when_the_parent_dies_and_the_server_traps() {
+    let node = node();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mk = recorder(&log, true);
+    let reason = node
+        .run(move || {
+            let me = rusm_otp::self_pid();
+            let parent = rusm_otp::spawn(move || {
+                rusm_otp::send(me, rusm_otp::Message::value(gen_server::start_link(mk).unwrap()));
+                let _ = rusm_otp::receive();
+                rusm_otp::exit_with(ExitReason::Other("parent gone".into()))
+            })
+            .unwrap();
+            let s = server_pid();
+            let m = rusm_otp::monitor(s);
+            rusm_otp::send(parent, rusm_otp::Message::value(()));
+            match rusm_otp::receive_match(|r| matches!(r, Received::Down { monitor, .. } if *monitor == m), Some(T)) {
+                Received::Down { reason, .. } => reason,
+                other => panic!("{other:?}"),
+            }
+        })
+        .unwrap();
+    assert_eq!(reason, ExitReason::Other("parent gone".into()));
+    assert_eq!(wait_for(&log, 1), ["terminate parent gone"]);
 }

@@ -7,6 +7,7 @@ mod groups;
 mod invariants;
 mod mailbox;
 mod registry;
+mod signals;
 mod streams;
 mod supervisors;
 mod tcp;

@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use rusm_otp::supervisor::{self, ChildSpec, Restart, Shutdown, Strategy, SupervisorSpec};
+use rusm_otp::supervisor::{self, ChildSpec, Restart, Shutdown, Started, Strategy, SupervisorSpec};
 use rusm_otp::{ExitReason, Node, Pid, Received};
 
 use crate::{T, node};
@@ -102,13 +102,21 @@ fn transient_and_temporary_children() {
         .child(ChildSpec::new("tmp", Restart::Temporary, idle));
     let sup = node.start_supervisor(spec).unwrap();
     let before = running(&node, sup, 2);
-    // A normal exit of a transient child: not restarted.
+    // A normal exit of a transient child: not restarted, kept as not running.
     node.exit(before[0], ExitReason::Shutdown);
+    // A temporary child: never restarted, and its spec is deleted.
     crash(&node, before[1]);
+    let end = Instant::now() + T;
+    loop {
+        let c = children(&node, sup);
+        if c == [("t".to_string(), None)] {
+            break;
+        }
+        assert!(Instant::now() < end, "want only t, not running: {c:?}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
     std::thread::sleep(Duration::from_millis(50));
-    let c = children(&node, sup);
-    assert_eq!(c[0].1, None, "transient restarted after shutdown: {c:?}");
-    assert_eq!(c[1].1, None, "temporary restarted: {c:?}");
+    assert_eq!(children(&node, sup), [("t".to_string(), None)], "something restarted");
 }
 
 #[test]
@@ -251,12 +259,12 @@ fn a_child_started_by_a_start_function_is_linked_labelled_and_restarted() {
             assert_eq!(opts.label.as_deref(), Some("started"));
             rusm_otp::spawn_opt(opts, idle).map(|s| s.pid).map_err(|e| e.to_string())
         }))
-        .child(ChildSpec::start_with("refused", Restart::Permanent, |_| Err("no such artifact".into())));
+        .child(ChildSpec::start_fn("ignored", Restart::Permanent, |_| Ok(Started::Ignore)));
     let sup = node.start_supervisor(spec).unwrap();
     let kids = children(&node, sup);
     assert_eq!(kids.len(), 2);
     let first = kids[0].1.expect("the start function's child runs");
-    assert_eq!(kids[1].1, None, "a failed start leaves the child not running");
+    assert_eq!(kids[1], ("ignored".to_string(), None), "an ignoring start leaves the child listed, not running");
     let info = node.run(move || rusm_otp::info(first).unwrap()).unwrap();
     assert!(info.links.contains(&sup));
     assert_eq!(info.label.as_deref(), Some("started"));
@@ -272,4 +280,280 @@ fn a_child_started_by_a_start_function_is_linked_labelled_and_restarted() {
     }
     assert_eq!(starts.load(Ordering::SeqCst), 2);
     node.shutdown();
+}
+
+// ---- Event traces: OTP's supervisor rules, each as the sequence of what happened ----
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+/// How a traced child's start function behaves.
+#[derive(Clone, Copy)]
+enum Starts {
+    /// Always starts.
+    Ok,
+    /// Starts this many times, then every start fails.
+    Times(usize),
+    /// Fails the first `n` restarts after the first start, then starts again.
+    FailsRestarts(usize),
+    /// Answers `ignore`.
+    Ignore,
+}
+
+/// A child whose life goes into `log`: its start or failed start (logged by the start
+/// function, which runs in the supervisor, so in the supervisor's order) and its end
+/// (logged by the child itself before it exits: it traps exits, so the supervisor's
+/// `shutdown` reaches it as a message, and the supervisor waits for its end before it
+/// goes on). Messages: `crash` (exits `crash`), `normal` (returns), `done` (exits
+/// `{shutdown,done}`).
+fn traced(log: &Log, id: &'static str, restart: Restart, starts: Starts) -> ChildSpec {
+    let log = log.clone();
+    let count = Arc::new(AtomicUsize::new(0));
+    ChildSpec::start_fn(id, restart, move |mut opts| {
+        let n = count.fetch_add(1, Ordering::SeqCst);
+        let ok = match starts {
+            Starts::Ok => true,
+            Starts::Times(k) => n < k,
+            Starts::FailsRestarts(k) => n == 0 || n > k,
+            Starts::Ignore => {
+                log.lock().push(format!("{id} ignored"));
+                return Ok(Started::Ignore);
+            }
+        };
+        if !ok {
+            log.lock().push(format!("{id} failed to start"));
+            return Err("no".into());
+        }
+        log.lock().push(format!("start {id}"));
+        opts.trap_exit = true;
+        let l = log.clone();
+        rusm_otp::spawn_opt(opts, move || loop {
+            match rusm_otp::receive() {
+                Received::Exit { reason, .. } => {
+                    l.lock().push(format!("{id} stopped {reason}"));
+                    rusm_otp::exit_with(reason);
+                }
+                Received::Message(m) => match m.as_bytes() {
+                    Some(b"crash") => {
+                        l.lock().push(format!("{id} crashed"));
+                        rusm_otp::exit_with(ExitReason::Other("crash".into()));
+                    }
+                    Some(b"normal") => {
+                        l.lock().push(format!("{id} exits normal"));
+                        return;
+                    }
+                    Some(b"done") => {
+                        l.lock().push(format!("{id} exits {{shutdown,done}}"));
+                        rusm_otp::exit_with(ExitReason::ShutdownWith("done".into()));
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        })
+        .map(|s| Started::Pid(s.pid))
+        .map_err(|e| e.to_string())
+    })
+}
+
+/// Starts the supervisor from a process that monitors it and logs `sup exits <reason>`
+/// when it ends; returns its pid.
+fn traced_sup(node: &Node, log: &Log, spec: SupervisorSpec) -> Pid {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let l = log.clone();
+    node.spawn(move || {
+        let sup = supervisor::start(spec);
+        let ok = sup.as_ref().ok().copied();
+        tx.send(sup.map_err(|e| e.to_string())).unwrap();
+        if let Some(sup) = ok {
+            let m = rusm_otp::monitor(sup);
+            loop {
+                if let Received::Down { monitor, reason, .. } = rusm_otp::receive()
+                    && monitor == m
+                {
+                    l.lock().push(format!("sup exits {reason}"));
+                    return;
+                }
+            }
+        }
+    })
+    .unwrap();
+    rx.recv_timeout(T).unwrap().expect("the supervisor starts")
+}
+
+/// Waits until `log` holds `want` (or fails with what it holds), then a little longer to
+/// see that nothing more happens.
+fn assert_trace(log: &Log, want: &[&str]) {
+    let end = Instant::now() + T;
+    while log.lock().len() < want.len() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(*log.lock(), want);
+}
+
+fn child_pid(node: &Node, sup: Pid, id: &str) -> Pid {
+    children(node, sup)
+        .into_iter()
+        .find(|(i, _)| i == id)
+        .and_then(|(_, p)| p)
+        .unwrap_or_else(|| panic!("{id} is not running"))
+}
+
+fn ids(node: &Node, sup: Pid) -> Vec<(String, bool)> {
+    children(node, sup).into_iter().map(|(id, p)| (id, p.is_some())).collect()
+}
+
+fn spec3(strategy: Strategy, log: &Log) -> SupervisorSpec {
+    SupervisorSpec::new(strategy)
+        .intensity(10, Duration::from_secs(5))
+        .child(traced(log, "a", Restart::Permanent, Starts::Ok))
+        .child(traced(log, "b", Restart::Permanent, Starts::Ok))
+        .child(traced(log, "c", Restart::Permanent, Starts::Ok))
+        .child(traced(log, "tmp", Restart::Temporary, Starts::Ok))
+}
+
+#[test]
+fn trace_one_for_one_with_a_crashing_middle_child() {
+    let node = node();
+    let log = Log::default();
+    let sup = traced_sup(&node, &log, spec3(Strategy::OneForOne, &log));
+    node.send(child_pid(&node, sup, "b"), b"crash".to_vec());
+    assert_trace(&log, &["start a", "start b", "start c", "start tmp", "b crashed", "start b"]);
+}
+
+#[test]
+fn trace_one_for_all_with_a_crashing_middle_child_never_restarts_a_temporary_one() {
+    let node = node();
+    let log = Log::default();
+    let sup = traced_sup(&node, &log, spec3(Strategy::OneForAll, &log));
+    node.send(child_pid(&node, sup, "b"), b"crash".to_vec());
+    assert_trace(
+        &log,
+        &[
+            "start a", "start b", "start c", "start tmp", "b crashed",
+            // The others stop in reverse start order; the temporary one is deleted.
+            "tmp stopped shutdown", "c stopped shutdown", "a stopped shutdown",
+            "start a", "start b", "start c",
+        ],
+    );
+    assert_eq!(ids(&node, sup), [("a".into(), true), ("b".into(), true), ("c".into(), true)]);
+}
+
+#[test]
+fn trace_rest_for_one_with_a_crashing_middle_child_never_restarts_a_temporary_one() {
+    let node = node();
+    let log = Log::default();
+    let sup = traced_sup(&node, &log, spec3(Strategy::RestForOne, &log));
+    node.send(child_pid(&node, sup, "b"), b"crash".to_vec());
+    assert_trace(
+        &log,
+        &["start a", "start b", "start c", "start tmp", "b crashed", "tmp stopped shutdown", "c stopped shutdown", "start b", "start c"],
+    );
+    assert_eq!(ids(&node, sup), [("a".into(), true), ("b".into(), true), ("c".into(), true)]);
+}
+
+#[test]
+fn trace_a_temporary_child_that_ends_is_deleted() {
+    let node = node();
+    let log = Log::default();
+    let sup = traced_sup(&node, &log, spec3(Strategy::OneForOne, &log));
+    node.send(child_pid(&node, sup, "tmp"), b"crash".to_vec());
+    assert_trace(&log, &["start a", "start b", "start c", "start tmp", "tmp crashed"]);
+    assert_eq!(ids(&node, sup), [("a".into(), true), ("b".into(), true), ("c".into(), true)]);
+}
+
+#[test]
+fn trace_a_child_failing_to_start_stops_the_started_ones_and_the_start_fails() {
+    let node = node();
+    let log = Log::default();
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .child(traced(&log, "a", Restart::Permanent, Starts::Ok))
+        .child(traced(&log, "b", Restart::Permanent, Starts::Ok))
+        .child(traced(&log, "c", Restart::Permanent, Starts::Times(0)))
+        .child(traced(&log, "d", Restart::Permanent, Starts::Ok));
+    let (got, exit) = node
+        .run(move || {
+            rusm_otp::trap_exit(true);
+            let got = supervisor::start_link(spec).map(|_| ());
+            // Linked, the caller also gets the supervisor's exit signal (OTP 25).
+            let exit = match crate::recv() {
+                Received::Exit { reason, .. } => reason,
+                other => panic!("{other:?}"),
+            };
+            (got, exit)
+        })
+        .unwrap();
+    let why = ExitReason::ShutdownWith("{failed_to_start_child,c,no}".into());
+    assert!(matches!(&got, Err(rusm_otp::StartError::Init(r)) if *r == why), "{got:?}");
+    assert_eq!(exit, why);
+    assert_eq!(why.to_string(), "{shutdown,{failed_to_start_child,c,no}}");
+    // `start_link` returned only after the supervisor had stopped a and b.
+    assert_eq!(*log.lock(), ["start a", "start b", "c failed to start", "b stopped shutdown", "a stopped shutdown"]);
+    assert!(node.processes().len() <= 1, "left running: {:?}", node.processes());
+}
+
+#[test]
+fn trace_a_failing_restart_is_tried_again_until_it_starts() {
+    let node = node();
+    let log = Log::default();
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .intensity(5, Duration::from_secs(5))
+        .child(traced(&log, "x", Restart::Permanent, Starts::FailsRestarts(2)));
+    let sup = traced_sup(&node, &log, spec);
+    node.send(child_pid(&node, sup, "x"), b"crash".to_vec());
+    assert_trace(&log, &["start x", "x crashed", "x failed to start", "x failed to start", "start x"]);
+    assert_eq!(ids(&node, sup), [("x".into(), true)]);
+}
+
+#[test]
+fn trace_a_restart_that_keeps_failing_counts_against_the_intensity() {
+    let node = node();
+    let log = Log::default();
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .intensity(3, Duration::from_secs(5))
+        .child(traced(&log, "y", Restart::Permanent, Starts::Ok))
+        .child(traced(&log, "x", Restart::Permanent, Starts::Times(1)));
+    let sup = traced_sup(&node, &log, spec);
+    node.send(child_pid(&node, sup, "x"), b"crash".to_vec());
+    // Three restarts are allowed in the period, each a failed start; the fourth gives up.
+    assert_trace(
+        &log,
+        &["start y", "start x", "x crashed", "x failed to start", "x failed to start", "x failed to start", "y stopped shutdown", "sup exits shutdown"],
+    );
+}
+
+#[test]
+fn trace_ignore_keeps_the_child_listed_and_not_running() {
+    let node = node();
+    let log = Log::default();
+    let spec = SupervisorSpec::new(Strategy::OneForAll)
+        .intensity(10, Duration::from_secs(5))
+        .child(traced(&log, "a", Restart::Permanent, Starts::Ok))
+        .child(traced(&log, "ign", Restart::Permanent, Starts::Ignore))
+        .child(traced(&log, "tmp-ign", Restart::Temporary, Starts::Ignore))
+        .child(traced(&log, "c", Restart::Permanent, Starts::Ok));
+    let sup = traced_sup(&node, &log, spec);
+    assert_trace(&log, &["start a", "ign ignored", "tmp-ign ignored", "start c"]);
+    // A temporary child that answers ignore is dropped (OTP's start_children).
+    assert_eq!(ids(&node, sup), [("a".into(), true), ("ign".into(), false), ("c".into(), true)]);
+}
+
+#[test]
+fn trace_a_transient_child_ending_with_a_shutdown_term_is_not_restarted() {
+    let node = node();
+    let log = Log::default();
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .intensity(10, Duration::from_secs(5))
+        .child(traced(&log, "t", Restart::Transient, Starts::Ok))
+        .child(traced(&log, "u", Restart::Transient, Starts::Ok));
+    let sup = traced_sup(&node, &log, spec);
+    node.send(child_pid(&node, sup, "t"), b"done".to_vec());
+    let end = Instant::now() + T;
+    while log.lock().len() < 3 {
+        assert!(Instant::now() < end);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    node.send(child_pid(&node, sup, "u"), b"crash".to_vec());
+    assert_trace(&log, &["start t", "start u", "t exits {shutdown,done}", "u crashed", "start u"]);
+    assert_eq!(ids(&node, sup), [("t".into(), false), ("u".into(), true)]);
 }

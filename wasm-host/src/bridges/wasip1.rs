@@ -242,15 +242,6 @@ pub(crate) fn status_code(s: ProcessStatus) -> u32 {
     }
 }
 
-fn reason_from(text: &str) -> ExitReason {
-    match text {
-        "normal" => ExitReason::Normal,
-        "kill" => ExitReason::Kill,
-        "shutdown" => ExitReason::Shutdown,
-        other => ExitReason::Other(other.to_owned()),
-    }
-}
-
 /// Takes stream handle `h` out of the table for a blocking call (put back after).
 fn take_stream(caller: &mut C<'_>, h: i32) -> Option<StreamEnd> {
     caller.data_mut().stream_slot(h)?.take()
@@ -395,13 +386,15 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
         }
         let text = read_str(&mut c, "exit", ptr, len)?;
         let alive = rusm_otp::is_alive(pid(who));
-        rusm_otp::exit(pid(who), reason_from(&text));
+        rusm_otp::exit(pid(who), ExitReason::from_text(&text));
         Ok(if alive { OK } else { NOPROC })
     })?;
 
     linker.func_wrap(m, "link", |_: C<'_>, who: i64| -> i32 {
-        rusm_otp::link(pid(who));
-        OK
+        match rusm_otp::link(pid(who)) {
+            Ok(()) => OK,
+            Err(_) => NOPROC,
+        }
     })?;
 
     linker.func_wrap(m, "unlink", |_: C<'_>, who: i64| -> i32 {

@@ -129,6 +129,7 @@ pub(crate) fn to_wit(r: &ExitReason) -> WitReason {
     match r {
         ExitReason::Normal => WitReason::Normal,
         ExitReason::Shutdown => WitReason::Shutdown,
+        ExitReason::ShutdownWith(term) => WitReason::ShutdownWith(term.clone()),
         ExitReason::Kill => WitReason::Kill,
         ExitReason::Killed => WitReason::Killed,
         ExitReason::NoProc => WitReason::Noproc,
@@ -141,6 +142,7 @@ fn from_wit(r: WitReason) -> ExitReason {
     match r {
         WitReason::Normal => ExitReason::Normal,
         WitReason::Shutdown => ExitReason::Shutdown,
+        WitReason::ShutdownWith(term) => ExitReason::ShutdownWith(term),
         WitReason::Kill => ExitReason::Kill,
         WitReason::Killed => ExitReason::Killed,
         WitReason::Noproc => ExitReason::NoProc,
@@ -268,9 +270,8 @@ impl actor::Host for ProcState {
         Ok(Ok(actor::Spawned { pid: s.pid.to_u64(), monitor: s.monitor.map(MonitorRef::to_u64) }))
     }
 
-    async fn link(&mut self, p: u64) -> Result<()> {
-        rusm_otp::link(pid(p));
-        Ok(())
+    async fn link(&mut self, p: u64) -> Result<Result<(), actor::LinkError>> {
+        Ok(rusm_otp::link(pid(p)).map_err(|_| actor::LinkError::Noproc))
     }
 
     async fn unlink(&mut self, p: u64) -> Result<()> {
@@ -292,7 +293,7 @@ impl actor::Host for ProcState {
 
     async fn exit(&mut self, p: u64, reason: WitReason) -> Result<bool> {
         let reason = from_wit(reason);
-        if let ExitReason::Crashed(s) | ExitReason::Other(s) = &reason
+        if let ExitReason::Crashed(s) | ExitReason::Other(s) | ExitReason::ShutdownWith(s) = &reason
             && s.len() > crate::abi::MAX_REASON
         {
             return Err(trap("actor.exit", format!("a reason of {} bytes (at most {})", s.len(), crate::abi::MAX_REASON)));

@@ -148,7 +148,7 @@ fn drive(setup: &[u8]) {
     assert!(matches!(down_for(child.monitor.expect("ref")).reason, ExitReason::Killed));
 
     // link, visible in info, unlink
-    actor::link(peer);
+    actor::link(peer).expect("the peer is alive");
     assert!(actor::info(me).expect("info").links.contains(&peer));
     actor::unlink(peer);
     assert!(!actor::info(me).expect("info").links.contains(&peer));

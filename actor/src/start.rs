@@ -1,0 +1,75 @@
+//! Synchronous starts (OTP's `proc_lib:start_link`): the caller of a gen-server's or a
+//! supervisor's `start`/`start_link` returns only once the new process has finished its
+//! initialisation, and learns if it failed.
+//!
+//! # Protocol
+//!
+//! 1. The caller spawns the process, linked if asked, and monitored (the monitor is the
+//!    caller's own, removed when the start returns).
+//! 2. The new process runs its initialisation, then acknowledges with a message naming
+//!    itself ([`Ack::ok`]).
+//! 3. The caller waits for that acknowledgement or the monitor's `Down`: the first gives
+//!    `Ok(pid)`, the second `Err(StartError::Init(reason))`. A caller that is linked and
+//!    does not trap exits also receives the failed process's exit signal, and so ends with
+//!    its reason, as with OTP 25.
+
+use crate::{ExitReason, Message, Pid, Received, SpawnError, SpawnOpts};
+
+/// Why a synchronous start (a gen-server's or a supervisor's) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The process could not be spawned.
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    /// Its initialisation failed, and it exited with this reason (OTP's `{error, Reason}`;
+    /// a supervisor whose child failed to start gives
+    /// `{shutdown,{failed_to_start_child,Id,Why}}`).
+    #[error("the process failed to start: {0}")]
+    Init(ExitReason),
+}
+
+/// The acknowledgement a starting process owes its starter.
+#[derive(Debug)]
+pub(crate) struct Ack {
+    starter: Pid,
+}
+
+/// The message of an acknowledgement: the pid of the process that started.
+struct Acked(Pid);
+
+impl Ack {
+    /// Initialisation is done: the starter's `start` returns `Ok`.
+    pub(crate) fn ok(self) {
+        crate::send(self.starter, Message::value(Acked(crate::self_pid())));
+    }
+}
+
+/// Spawns `body` (linked to the caller if `link`) and waits until it calls [`Ack::ok`] or
+/// ends. See the module docs.
+pub(crate) fn start_sync(
+    link: bool,
+    body: impl FnOnce(Ack) + Send + 'static,
+) -> Result<Pid, StartError> {
+    let starter = crate::self_pid();
+    let opts = SpawnOpts {
+        link,
+        monitor: true,
+        ..SpawnOpts::default()
+    };
+    let spawned = crate::spawn_opt(opts, move || body(Ack { starter }))?;
+    let (pid, m) = (spawned.pid, spawned.monitor.expect("monitor requested"));
+    let got = crate::receive_match(
+        |r| match r {
+            Received::Message(msg) => msg.downcast_ref::<Acked>().is_some_and(|a| a.0 == pid),
+            Received::Down { monitor, .. } => *monitor == m,
+            _ => false,
+        },
+        None,
+    );
+    crate::demonitor(m, true);
+    match got {
+        Received::Down { reason, .. } => Err(StartError::Init(reason)),
+        _ => Ok(pid),
+    }
+}
