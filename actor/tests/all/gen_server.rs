@@ -326,7 +326,7 @@ fn a_failing_init_is_reported_to_the_caller() {
 /// The server pid a parent sent.
 fn server_pid() -> rusm_otp::Pid {
     match crate::recv() {
-        Received::Message(m) => m.downcast::<rusm_otp::Pid>().ok().expect("a pid"),
+        Received::Message(m) => m.downcast::<rusm_otp::Pid>().expect("a pid"),
         other => panic!("{other:?}"),
     }
 }
@@ -339,8 +339,7 @@ fn terminate_case(trap: bool, from_parent: bool) -> (Option<ExitReason>, Vec<Str
     let log = Arc::new(Mutex::new(Vec::new()));
     let mk = recorder(&log, trap);
     let l = log.clone();
-    let fate = node
-        .run(move || {
+    node.run(move || {
             let me = rusm_otp::self_pid();
             // The parent traps exits so that it outlives a server that dies.
             let parent = rusm_otp::spawn_opt(rusm_otp::SpawnOpts { trap_exit: true, ..Default::default() }, move || {
@@ -373,8 +372,7 @@ fn terminate_case(trap: bool, from_parent: bool) -> (Option<ExitReason>, Vec<Str
             rusm_otp::kill(parent);
             (fate, seen)
         })
-        .unwrap();
-    fate
+        .unwrap()
 }
 
 #[test]

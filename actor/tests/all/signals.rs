@@ -75,7 +75,7 @@ fn report(to: Pid, r: Report) {
 fn next_report() -> Result<Report, (rusm_otp::MonitorRef, ExitReason)> {
     loop {
         match recv() {
-            Received::Message(m) => return Ok(m.downcast::<Report>().ok().expect("a report")),
+            Received::Message(m) => return Ok(m.downcast::<Report>().expect("a report")),
             Received::Down { monitor, reason, .. } => return Err((monitor, reason)),
             _ => {}
         }
@@ -143,15 +143,10 @@ fn signal_row(node: &Node, cause: Cause, via: Via, trap: bool) -> String {
                 } else {
                     rusm_otp::send(s, Message::value(Cmd::Go));
                 }
-                loop {
-                    match next_report() {
-                        Err((m, r)) if m == ms => {
-                            sender_down = Some(r);
-                            break;
-                        }
-                        Err(_) => panic!("the victim died before its sender"),
-                        Ok(_) => panic!("a report before the sender's end"),
-                    }
+                match next_report() {
+                    Err((m, r)) if m == ms => sender_down = Some(r),
+                    Err(_) => panic!("the victim died before its sender"),
+                    Ok(_) => panic!("a report before the sender's end"),
                 }
             }
             (Via::Exit2, Cause::Reason(r)) => rusm_otp::exit(victim, r),

@@ -7,3 +7,4 @@ mod components;
 mod guests;
 mod misbehave;
 mod preempt;
+mod signals;

@@ -13,6 +13,11 @@
 //! - `forward` + [next pid]: sends every message it gets on to `next`.
 //! - `pingpong <name> <count>` + [report pid]: `count` round trips to `name` (a
 //!   `serve`), then [count][total ns][every 16th trip's ns...] (u64s) to the report pid.
+//! - `signals` + [test pid][peers pid]: the exit-signal rules of issue 11 through the WIT
+//!   world (as the wasip1 guest `signals`: a `kill` over a link is trappable, `link` to a
+//!   dead pid, `unlink` against an exiting peer), then `signals ok` to the test.
+//! - `victim` + [test pid][peers pid]: links to a `kill` peer without trapping exits, lets
+//!   it go and waits (it ends with `kill`).
 
 wit_bindgen::generate!({ path: "../../../../wit", world: "rusm:runtime/process" });
 
@@ -201,6 +206,51 @@ fn drive(setup: &[u8]) {
     actor::send(test, b"drive ok");
 }
 
+/// Asks the native peers factory (tests/all/signals.rs) for a new process.
+fn ask(peers: u64, cmd: &[u8]) -> u64 {
+    actor::send(peers, &with_pid(actor::self_pid(), cmd));
+    pid_at(&expect_message(b""), 0)
+}
+
+fn exit_item(timeout: u64) -> Option<actor::ExitSignal> {
+    let f = actor::Filter { kinds: Kinds::EXIT, tag: Vec::new(), monitor: None };
+    match actor::receive_match(&f, Some(timeout)) {
+        Some(Item::Exit(e)) => Some(e),
+        _ => None,
+    }
+}
+
+fn signals(setup: &[u8]) {
+    let (test, peers) = (pid_at(setup, 0), pid_at(setup, 8));
+    // 1. A linked process that ends with `kill` itself: trapped, an `exit` item `kill`.
+    actor::trap_exit(true);
+    let p = ask(peers, b"kill");
+    actor::link(p).expect("alive");
+    actor::send(p, b"go");
+    let e = exit_item(5000).expect("an exit from the kill peer");
+    assert!(e.source == p && matches!(e.reason, ExitReason::Kill), "{:?}", e.reason);
+    // 2. link to a dead pid: trapping, ok and an exit item; not trapping, error(noproc).
+    let d = ask(peers, b"dead");
+    assert!(actor::link(d).is_ok());
+    let e = exit_item(5000).expect("an exit noproc");
+    assert!(e.source == d && matches!(e.reason, ExitReason::Noproc), "{:?}", e.reason);
+    actor::trap_exit(false);
+    let d = ask(peers, b"dead");
+    assert!(matches!(actor::link(d), Err(actor::LinkError::Noproc)));
+    actor::trap_exit(true);
+    // 3. unlink against a peer exiting at that moment: no exit item after it returns.
+    for _ in 0..200 {
+        let p = ask(peers, b"boom");
+        actor::link(p).expect("alive");
+        actor::send(p, b"go");
+        actor::unlink(p);
+        while exit_item(0).is_some() {}
+        down_for(actor::monitor(p));
+        assert!(exit_item(0).is_none(), "an exit item after unlink");
+    }
+    actor::send(test, b"signals ok");
+}
+
 impl Guest for Roles {
     fn run() {
         let first = message();
@@ -208,6 +258,16 @@ impl Guest for Roles {
         let mut words = text.split(' ');
         match words.next().unwrap_or("") {
             "drive" => drive(&message()),
+            "signals" => signals(&message()),
+            "victim" => {
+                let setup = message();
+                let p = ask(pid_at(&setup, 8), b"kill");
+                actor::link(p).expect("alive");
+                actor::send(p, b"go");
+                loop {
+                    actor::receive();
+                }
+            }
             "park" => loop {
                 actor::receive();
             },
