@@ -156,14 +156,7 @@ fn link_to_a_dead_pid_delivers_noproc_when_trapping_and_is_an_error_otherwise() 
     node.spawn(move || {
         let m = rusm_otp::monitor(p);
         rusm_otp::send(p, Message::value(()));
-        loop {
-            if let Received::Down { monitor, reason, .. } = rusm_otp::receive()
-                && monitor == m
-            {
-                tx.send(reason).unwrap();
-                return;
-            }
-        }
+        tx.send(crate::wait_down(m)).unwrap();
     })
     .unwrap();
     assert_eq!(rx.recv_timeout(T).unwrap(), ExitReason::Normal);

@@ -310,14 +310,7 @@ fn a_failing_init_is_reported_to_the_caller() {
         })
         .unwrap();
         let _ = p;
-        loop {
-            if let Received::Down { monitor, reason, .. } = rusm_otp::receive()
-                && monitor == m
-            {
-                tx.send(reason).unwrap();
-                return;
-            }
-        }
+        tx.send(crate::wait_down(m)).unwrap();
     })
     .unwrap();
     assert_eq!(rx.recv_timeout(T).unwrap(), ExitReason::Other("no config".into()));
@@ -362,7 +355,10 @@ fn terminate_case(trap: bool, from_parent: bool) -> (Option<ExitReason>, Vec<Str
             } else {
                 rusm_otp::exit(s, ExitReason::Other("bye".into()));
             }
-            let fate = match rusm_otp::receive_match(|r| matches!(r, Received::Down { monitor, .. } if *monitor == m), Some(Duration::from_millis(100))) {
+            let fate = match rusm_otp::receive_match(
+                |r| matches!(r, Received::Down { monitor, .. } if *monitor == m),
+                Some(Duration::from_millis(100)),
+            ) {
                 Received::Down { reason, .. } => Some(reason),
                 _ => None,
             };
@@ -404,10 +400,7 @@ fn terminate_runs_when_the_parent_dies_and_the_server_traps() {
             let s = server_pid();
             let m = rusm_otp::monitor(s);
             rusm_otp::send(parent, rusm_otp::Message::value(()));
-            match rusm_otp::receive_match(|r| matches!(r, Received::Down { monitor, .. } if *monitor == m), Some(T)) {
-                Received::Down { reason, .. } => reason,
-                other => panic!("{other:?}"),
-            }
+            crate::wait_down(m)
         })
         .unwrap();
     assert_eq!(reason, ExitReason::Other("parent gone".into()));

@@ -14,7 +14,7 @@ mod tcp;
 
 use std::time::Duration;
 
-use rusm_otp::{Node, Received};
+use rusm_otp::{ExitReason, MonitorRef, Node, Received};
 
 pub fn node() -> Node {
     Node::with_runtime(rusm_sched::Runtime::builder().workers(2).build().unwrap())
@@ -27,5 +27,14 @@ pub fn recv() -> Received {
     match rusm_otp::receive_timeout(T) {
         Received::Timeout => panic!("nothing received within {T:?}"),
         r => r,
+    }
+}
+
+/// Waits (at most `T`) for the `Down` of monitor `m`, leaving every other item in the
+/// mailbox; its reason.
+pub fn wait_down(m: MonitorRef) -> ExitReason {
+    match rusm_otp::receive_match(|r| matches!(r, Received::Down { monitor, .. } if *monitor == m), Some(T)) {
+        Received::Down { reason, .. } => reason,
+        other => panic!("no DOWN within {T:?}: {other:?}"),
     }
 }
