@@ -435,6 +435,24 @@ impl NodeInner {
     }
 }
 
+impl NodeInner {
+    /// Delivers a reply to `alias` of process `to` ([`Process::enqueue_reply`]), found under
+    /// the shard lock as [`deliver`](NodeInner::deliver) does; dropped if `to` is dead or no
+    /// longer waits on the alias.
+    pub(crate) fn deliver_reply(&self, to: Pid, alias: u64, msg: Message) {
+        let w = {
+            let shard = self.shard(to.index).lock();
+            match shard.slots.get((to.index / SHARDS) as usize) {
+                Some((generation, Some(p))) if *generation == to.generation => p.enqueue_reply(alias, msg),
+                _ => None,
+            }
+        };
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+}
+
 /// An item a mailbox did not take, handed back.
 enum Refused {
     Dead(Received),
@@ -484,22 +502,18 @@ impl Process {
     }
 
     /// Enqueues a reply to `alias` if this process still waits on it, using the alias up
-    /// (check and enqueue are one step under the lock: `request.rs`). Dropped otherwise.
-    pub(crate) fn push_reply(&self, alias: u64, msg: Message) {
-        let w = {
-            let mut st = self.state.lock();
-            if !st.alive || !st.cold_mut().is_some_and(|c| c.aliases.remove(&alias)) {
-                return;
-            }
-            st.enqueue(Received::Message(msg));
-            if st.pending_exit.is_some() {
-                self.signalled.store(true, Ordering::Release);
-            }
-            st.waker.take()
-        };
-        if let Some(w) = w {
-            w.wake();
+    /// (check and enqueue are one step under the lock: `request.rs`); returns the waker to
+    /// wake. Dropped otherwise.
+    fn enqueue_reply(&self, alias: u64, msg: Message) -> Option<Waker> {
+        let mut st = self.state.lock();
+        if !st.alive || !st.cold_mut().is_some_and(|c| c.aliases.remove(&alias)) {
+            return None;
         }
+        st.enqueue(Received::Message(msg));
+        if st.pending_exit.is_some() {
+            self.signalled.store(true, Ordering::Release);
+        }
+        st.waker.take()
     }
 
     /// Sets `pending_exit` (the caller holds the state lock) and the flag that goes with it.

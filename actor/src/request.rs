@@ -27,10 +27,10 @@ impl ReplyTo {
     /// Sends the reply: enqueued only if the caller still waits on the alias (it is then
     /// used up), else dropped, as is a reply to a dead caller.
     pub(crate) fn send(self, msg: Message) {
-        let node = crate::me().node.clone();
-        if let Some(p) = node.get(self.pid) {
-            p.push_reply(self.alias, msg);
-        }
+        crate::with_me(|p| {
+            p.check_exit();
+            p.node.deliver_reply(self.pid, self.alias, msg);
+        });
         rusm_sched::coop::spend(1);
     }
 }
