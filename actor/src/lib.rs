@@ -962,7 +962,9 @@ pub enum LinkError {
 /// exits gets `Err(LinkError::NoProc)` and goes on living.
 ///
 /// A peer that exits at any moment after `link` found it alive sends its exit signal over
-/// the new link; none is lost (`process.rs`, "Links and monitors against a concurrent exit").
+/// the new link; none is lost (`process.rs`, "Links and monitors against a concurrent
+/// exit"). A peer already linked and found exiting sends its own exit signal, not
+/// `noproc`.
 ///
 /// # Errors
 ///
@@ -977,20 +979,25 @@ pub fn link(pid: Pid) -> Result<(), LinkError> {
     if pid == p.pid {
         return Ok(());
     }
-    // 1. Our end first, so a peer that exits after step 2 finds its signal accepted here.
-    p.state.lock().cold().links.insert(pid);
-    // 2. The peer's end, under its lock, if it is still alive there.
     if let Some(other) = p.node.get(pid) {
-        let mut os = other.state.lock();
-        if os.alive {
-            os.cold().links.insert(p.pid);
+        // One step under both locks: a concurrent exit finds both ends or neither.
+        let (mut mine, mut theirs) = process::lock_pair(&p, &other);
+        if theirs.alive {
+            mine.cold().links.insert(pid);
+            theirs.cold().links.insert(p.pid);
             return Ok(());
         }
+        drop(theirs);
+        return link_noproc(&mut mine, pid);
     }
-    // 3. No such process: take our end back; `noproc` as Erlang's link/1 gives it.
-    let mut st = p.state.lock();
-    if let Some(c) = st.cold_mut() {
-        c.links.remove(&pid);
+    link_noproc(&mut p.state.lock(), pid)
+}
+
+/// `link` found `pid` gone. If the link was already there, `pid`'s exit signal is on its
+/// way over it (Erlang's `link/1` does nothing for an existing link); otherwise `noproc`.
+fn link_noproc(st: &mut State, pid: Pid) -> Result<(), LinkError> {
+    if st.cold_mut().is_some_and(|c| c.links.contains(&pid)) {
+        return Ok(());
     }
     if st.trap_exit {
         st.enqueue(Received::Exit {
@@ -1014,14 +1021,26 @@ pub fn link(pid: Pid) -> Result<(), LinkError> {
 pub fn unlink(pid: Pid) {
     let p = me();
     p.check_exit();
-    // Our end first: from here `deliver_exit` drops any link signal from `pid`.
-    if let Some(c) = p.state.lock().cold_mut() {
-        c.links.remove(&pid);
+    if pid == p.pid {
+        return;
     }
-    if let Some(other) = p.node.get(pid)
-        && let Some(c) = other.state.lock().cold_mut()
-    {
-        c.links.remove(&p.pid);
+    // Both ends in one step. From here `deliver_exit` drops any link signal from `pid`,
+    // whose end (if it is exiting) was already taken.
+    match p.node.get(pid) {
+        Some(other) => {
+            let (mut mine, mut theirs) = process::lock_pair(&p, &other);
+            if let Some(c) = mine.cold_mut() {
+                c.links.remove(&pid);
+            }
+            if let Some(c) = theirs.cold_mut() {
+                c.links.remove(&p.pid);
+            }
+        }
+        None => {
+            if let Some(c) = p.state.lock().cold_mut() {
+                c.links.remove(&pid);
+            }
+        }
     }
 }
 

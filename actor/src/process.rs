@@ -31,17 +31,19 @@
 //!
 //! # Links and monitors against a concurrent exit
 //!
-//! Each end of a link is one entry in that end's `links`, changed only under its lock. A
-//! link exit signal is delivered only if, under the receiver's lock, the receiver still
-//! has the sender in its `links` (it removes it in the same step). So:
+//! Each end of a link is one entry in that end's `links`. `link` and `unlink` change both
+//! ends in one step, under both processes' locks ([`lock_pair`]: in pid order). A link exit
+//! signal is delivered only if, under the receiver's lock, the receiver still has the
+//! sender in its `links` (it removes it in the same step). So:
 //!
-//! * `unlink(peer)` removes the caller's end first: from then on no exit signal over that
-//!   link can reach the caller, even from a peer that is exiting at that moment
-//!   (`erlang:unlink/1`'s guarantee).
-//! * `link(peer)` adds the caller's end first, then the peer's end under the peer's lock if
-//!   the peer is still alive there; a peer that exits after that holds the caller in its
-//!   link list, and the caller holds the peer, so the signal is never lost. A peer found
-//!   dead is `noproc`.
+//! * `unlink(peer)`: from its return on, no exit signal over that link reaches the caller,
+//!   even from a peer that is exiting at that moment (`erlang:unlink/1`'s guarantee): the
+//!   peer's signal finds no entry and is dropped.
+//! * `link(peer)` finds the peer alive under its lock and adds both ends, so a peer that
+//!   exits afterwards holds the caller in the link list it takes, and the caller holds the
+//!   peer: the signal is never lost. A peer found dead is `noproc`, unless the link was
+//!   already there (then the peer's own signal is on its way).
+//! * Concurrent `link` and `unlink` of one pair leave both ends alike.
 //! * A `Down` is delivered only if, under the watcher's lock, the watcher still holds the
 //!   monitor (removed in the same step); `demonitor(flush)` removes the monitor and flushes
 //!   an arrived `Down` under that same lock, so after it returns no `Down` of that monitor
@@ -654,6 +656,23 @@ pub(crate) enum Via {
     Link,
     /// `exit(Pid, Reason)` (Erlang's `exit/2`), or a signal from outside any process.
     Exit2,
+}
+
+/// Locks two distinct processes' states, lower pid first (the lock order for two peers:
+/// nothing holds a process lock while it takes another, except spawn, parent then a child
+/// no other process can reach yet). Returns `(a's, b's)`.
+pub(crate) fn lock_pair<'a>(
+    a: &'a Process,
+    b: &'a Process,
+) -> (parking_lot::MutexGuard<'a, State>, parking_lot::MutexGuard<'a, State>) {
+    debug_assert_ne!(a.pid, b.pid, "lock_pair of one process");
+    if a.pid < b.pid {
+        let ga = a.state.lock();
+        (ga, b.state.lock())
+    } else {
+        let gb = b.state.lock();
+        (a.state.lock(), gb)
+    }
 }
 
 /// Delivers an exit signal from `from` with `reason` to `to`, Erlang's table (Reference
