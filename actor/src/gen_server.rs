@@ -226,6 +226,8 @@ fn serve<S: GenServer>(mut state: S, parent: Option<Pid>) {
             let reason = match payload.downcast_ref::<ExitUnwind>() {
                 // An exit signal ends the server at once (Erlang: the process just dies).
                 Some(e) if e.signal => resume_unwind(payload),
+                // The runtime is cancelling the fiber (the node went down): no terminate.
+                None if rusm_sched::is_cancelling() => resume_unwind(payload),
                 Some(e) => e.reason.clone(),
                 None => ExitReason::Crashed(rusm_sched::panic_message(&*payload)),
             };

@@ -365,6 +365,8 @@ impl Node {
             if let Some(p) = self.inner.get(pid) {
                 let w = {
                     let mut st = p.state.lock();
+                    // The node going down decides, whatever signal came first.
+                    st.pending_exit = None;
                     p.mark(&mut st, ExitReason::Shutdown);
                     st.waker.take()
                 };
@@ -1053,16 +1055,22 @@ pub fn unlink(pid: Pid) {
 pub fn monitor(pid: Pid) -> MonitorRef {
     let p = me();
     let r = p.node.new_ref();
+    // The watcher's entry first: a `Down` is delivered only while the watcher holds the
+    // monitor (`Process::deliver_down`), so a target that exits once it has its entry
+    // (added next, under its lock, if it is still alive) always finds ours.
+    p.state.lock().cold().monitoring.insert(r, pid);
     if let Some(target) = p.node.get(pid) {
         let mut ts = target.state.lock();
         if ts.alive {
             ts.cold().monitored_by.insert(r, p.pid);
-            drop(ts);
-            p.state.lock().cold().monitoring.insert(r, pid);
             return r;
         }
     }
-    p.push(Received::Down {
+    let mut st = p.state.lock();
+    if let Some(c) = st.cold_mut() {
+        c.monitoring.remove(&r);
+    }
+    st.enqueue(Received::Down {
         monitor: r,
         pid,
         reason: ExitReason::NoProc,

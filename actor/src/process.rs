@@ -45,7 +45,9 @@
 //!   already there (then the peer's own signal is on its way).
 //! * Concurrent `link` and `unlink` of one pair leave both ends alike.
 //! * A `Down` is delivered only if, under the watcher's lock, the watcher still holds the
-//!   monitor (removed in the same step); `demonitor(flush)` removes the monitor and flushes
+//!   monitor (removed in the same step). `monitor` adds the watcher's entry before the
+//!   target's, so a target that exits after it has its entry always finds the watcher's.
+//!   `demonitor(flush)` removes the monitor and flushes
 //!   an arrived `Down` under that same lock, so after it returns no `Down` of that monitor
 //!   is or will be in the mailbox.
 //!
@@ -511,9 +513,12 @@ impl Process {
         if !st.alive || !st.cold_mut().is_some_and(|c| c.aliases.remove(&alias)) {
             return None;
         }
-        st.enqueue(Received::Message(msg));
-        if st.pending_exit.is_some() {
-            self.signalled.store(true, Ordering::Release);
+        // Outside the bound, as a signal: the caller asked for exactly this one.
+        st.messages += 1;
+        st.mailbox.push_back(Received::Message(msg));
+        let len = st.mailbox.len();
+        if let Some(peak) = &mut st.peak {
+            *peak = (*peak).max(len);
         }
         st.waker.take()
     }

@@ -406,3 +406,24 @@ fn terminate_runs_when_the_parent_dies_and_the_server_traps() {
     assert_eq!(reason, ExitReason::Other("parent gone".into()));
     assert_eq!(wait_for(&log, 1), ["terminate parent gone"]);
 }
+
+#[test]
+fn a_start_and_a_call_from_a_full_bounded_mailbox_still_get_their_answers() {
+    // A start's acknowledgement and a call's reply go outside the caller's mailbox bound
+    // (it asked for exactly them), so neither is dropped, evicted or fatal.
+    for overflow in [rusm_otp::Overflow::DropNewest, rusm_otp::Overflow::DropOldest, rusm_otp::Overflow::Exit] {
+        let node = node();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let opts = rusm_otp::SpawnOpts { mailbox_capacity: Some(1), overflow, ..Default::default() };
+        node.spawn_opt(opts, move || {
+            let me = rusm_otp::self_pid();
+            rusm_otp::send(me, b"fills the mailbox".to_vec());
+            let s = gen_server::start(|| Kv { items: Default::default(), pending: Vec::new(), terminated: Arc::default() }).unwrap();
+            gen_server::cast::<Kv>(s, Cast::Put("k".into(), 5));
+            let got = gen_server::call::<Kv>(s, Req::Get("k".into()), T);
+            tx.send(got).unwrap();
+        })
+        .unwrap();
+        assert_eq!(rx.recv_timeout(T).unwrap(), Ok(Some(5)), "{overflow:?}");
+    }
+}

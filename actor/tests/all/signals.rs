@@ -395,6 +395,7 @@ fn other_rows() -> Vec<Row> {
         row("chain: exit/2 kill through a non-trapping link", "exit(P, kill) ends P killed; P's links see killed, so a non-trapping one dies killed and its links see killed", "middle dies killed, end got killed", || chain(true)),
         row("unlink against a peer exiting at the same time", "once unlink/1 returns, the link has no effect on the caller: no EXIT from it arrives afterwards", "no EXIT after unlink", unlink_race),
         row("demonitor(flush) against a target exiting at the same time", "once demonitor(Ref, [flush]) returns, no DOWN for Ref is in the mailbox or arrives later", "no DOWN after demonitor", demonitor_race),
+        row("monitor against a target exiting at the same time", "monitor/2 of a live process: exactly one DOWN, with its reason, or noproc if it was already gone; never none", "exactly one DOWN each time", monitor_race),
         row("link against a peer exiting at the same time", "link/1 to a live process: its exit signal arrives over the new link, or noproc if it was already gone; exactly one of them, never none", "exactly one EXIT each time", link_race),
     ]
 }
@@ -499,6 +500,33 @@ fn demonitor_race() -> String {
     if late == 0 { "no DOWN after demonitor".into() } else { format!("{late} of {RACES} DOWNs after demonitor") }
 }
 
+/// The caller monitors a target that is exiting at that moment: exactly one `DOWN` of that
+/// monitor arrives, with the target's reason or `noproc`.
+fn monitor_race() -> String {
+    let (mut wrong, mut noproc) = (0, 0);
+    for i in 0..RACES {
+        let (peer, m0, go) = spinning_peer(SpawnOpts::default());
+        go.store(true, Ordering::Release);
+        stagger(i);
+        let m = rusm_otp::monitor(peer);
+        wait_down(m0);
+        let mut downs = Vec::new();
+        while let Received::Down { reason, .. } = rusm_otp::receive_match(
+            |r| matches!(r, Received::Down { monitor, .. } if *monitor == m),
+            Some(if downs.is_empty() { crate::T } else { Duration::ZERO }),
+        ) {
+            downs.push(reason);
+        }
+        match downs.as_slice() {
+            [ExitReason::NoProc] => noproc += 1,
+            [ExitReason::Other(_)] => {}
+            _ => wrong += 1,
+        }
+    }
+    eprintln!("monitor race: {noproc} of {RACES} monitors found the target gone (noproc)");
+    if wrong == 0 { "exactly one DOWN each time".into() } else { format!("{wrong} of {RACES} tries without exactly one DOWN") }
+}
+
 /// The caller (trapping) links to a peer that is exiting at that moment: exactly one
 /// `EXIT` from it arrives, its reason or `noproc`.
 fn link_race() -> String {
@@ -575,5 +603,5 @@ fn conformance_table() {
         }
     }
     assert!(failures.is_empty(), "{} of {} rows differ:\n{}", failures.len(), rows.len(), failures.join("\n"));
-    assert_eq!(rows.len(), 45);
+    assert_eq!(rows.len(), 46);
 }

@@ -27,6 +27,7 @@ main(_) ->
               {"chain: exit/2 kill through a non-trapping link", fun() -> chain(true) end},
               {"unlink against a peer exiting at the same time", fun unlink_race/0},
               {"demonitor(flush) against a target exiting at the same time", fun demonitor_race/0},
+              {"monitor against a target exiting at the same time", fun monitor_race/0},
               {"link against a peer exiting at the same time", fun link_race/0}],
     [out(N, in_process(F)) || {N, F} <- Others],
     ok.
@@ -232,3 +233,17 @@ link_race() ->
                            case drain_exits(P, 0) of 1 -> 0; _ -> 1 end
                        end || _ <- lists:seq(1, ?RACES)]),
     case Wrong of 0 -> "exactly one EXIT each time"; _ -> io_lib:format("~p of ~p tries without exactly one EXIT", [Wrong, ?RACES]) end.
+
+monitor_race() ->
+    Wrong = lists:sum([begin
+                           {P, M0} = spawn_monitor(fun() -> receive go -> exit(boom) end end),
+                           P ! go,
+                           M = monitor(process, P),
+                           receive {'DOWN', M0, process, P, _} -> ok end,
+                           N = count_downs(M, 0, 5000),
+                           case N of 1 -> 0; _ -> 1 end
+                       end || _ <- lists:seq(1, ?RACES)]),
+    case Wrong of 0 -> "exactly one DOWN each time"; _ -> io_lib:format("~p of ~p tries without exactly one DOWN", [Wrong, ?RACES]) end.
+
+count_downs(M, N, Wait) ->
+    receive {'DOWN', M, process, _, _} -> count_downs(M, N + 1, 0) after Wait -> N end.
