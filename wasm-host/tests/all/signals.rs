@@ -9,7 +9,7 @@
 //! - `link` to a dead pid: a trapping guest gets OK and an exit item `noproc`; a
 //!   non-trapping one gets the `NOPROC` status (WIT: `error(noproc)`) and lives on.
 //! - After `unlink` returns, no exit item over that link arrives, even from a peer exiting
-//!   at that moment.
+//!   at that moment; after `demonitor` with flush, no down item of that monitor.
 
 use std::time::Duration;
 

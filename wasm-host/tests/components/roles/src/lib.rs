@@ -15,7 +15,8 @@
 //!   `serve`), then [count][total ns][every 16th trip's ns...] (u64s) to the report pid.
 //! - `signals` + [test pid][peers pid]: the exit-signal rules of issue 11 through the WIT
 //!   world (as the wasip1 guest `signals`: a `kill` over a link is trappable, `link` to a
-//!   dead pid, `unlink` against an exiting peer), then `signals ok` to the test.
+//!   dead pid, `unlink` and `demonitor(flush)` against an exiting peer), then
+//!   `signals ok` to the test.
 //! - `victim` + [test pid][peers pid]: links to a `kill` peer without trapping exits, lets
 //!   it go and waits (it ends with `kill`).
 
@@ -247,6 +248,16 @@ fn signals(setup: &[u8]) {
         while exit_item(0).is_some() {}
         down_for(actor::monitor(p));
         assert!(exit_item(0).is_none(), "an exit item after unlink");
+    }
+    // 4. demonitor(flush) against a target exiting at that moment: no down of it after.
+    for _ in 0..200 {
+        let p = ask(peers, b"boom");
+        let (m, m2) = (actor::monitor(p), actor::monitor(p));
+        actor::send(p, b"go");
+        actor::demonitor(m, true);
+        down_for(m2);
+        let f = actor::Filter { kinds: Kinds::DOWN, tag: Vec::new(), monitor: Some(m) };
+        assert!(actor::receive_match(&f, Some(0)).is_none(), "a down after demonitor(flush)");
     }
     actor::send(test, b"signals ok");
 }

@@ -1,7 +1,8 @@
 //! The three exit-signal rules of issue 11 through the raw ABI (docs/WASM-ABI.md): a
 //! process ending with `kill` sends a trappable `kill` over its links; `link` to a dead
 //! pid is `noproc` (an `EXIT` item when trapping, the `NOPROC` status otherwise); after
-//! `unlink` returns, no `EXIT` over that link arrives.
+//! `unlink` returns, no `EXIT` over that link arrives, and after `demonitor` with flush no
+//! `DOWN` of that monitor.
 //!
 //! First message: [test pid][peers pid][mode]. The peers process (a native factory in
 //! tests/all/signals.rs) answers [reply-to][cmd] with the pid of a new native process:
@@ -87,5 +88,19 @@ fn main() {
         }
     }
     assert_eq!(late, 0, "EXITs after unlink");
+
+    // 4. demonitor with flush against a target exiting at that moment: once it returns, no
+    // DOWN of that monitor is in the mailbox or arrives (a second monitor's DOWN says the
+    // target's signals are all out).
+    for _ in 0..200 {
+        let p = ask(peers, b"boom");
+        // SAFETY: no pointers.
+        let (m, m2) = unsafe { (sys::monitor(p), sys::monitor(p)) };
+        send(p, b"go");
+        // SAFETY: no pointers.
+        unsafe { sys::demonitor(m, 1) };
+        recv_match(KIND_DOWN, b"", m2, 5000).expect("the second monitor's DOWN");
+        assert!(recv_match(KIND_DOWN, b"", m, 0).is_none(), "a DOWN after demonitor(flush)");
+    }
     send(test, b"signals ok");
 }
