@@ -1,7 +1,7 @@
 //! Streams: bounded byte pipes between processes.
 //!
 //! [`open`] makes a pipe to a process and returns its write end; the read end arrives in
-//! that process's mailbox as [`Received::Stream`](crate::Received::Stream), in order with
+//! that process's mailbox as [`Received::Stream`], in order with
 //! its messages. The pipe holds at most its capacity in bytes:
 //!
 //! | situation                         | writer                          | reader                         |
