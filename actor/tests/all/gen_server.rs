@@ -239,20 +239,19 @@ fn a_reply_after_the_call_gave_up_never_reaches_the_caller() {
     let node = node();
     let log = Arc::new(Mutex::new(Vec::new()));
     let mk = recorder(&log, false);
-    let l = log.clone();
-    let (r, stray) = node
+    let (r, next, stray) = node
         .run(move || {
             let s = gen_server::start_link(mk).unwrap();
             let r = gen_server::call::<Recorder>(s, Duration::from_millis(50), Duration::from_millis(5));
-            // The server replies 45 ms after the caller gave up.
-            while l.lock().is_empty() {
-                rusm_sched::sleep(Duration::from_millis(1));
-            }
-            (r, rusm_otp::receive_timeout(Duration::from_millis(30)))
+            // The server replies 45 ms after the caller gave up; the next call's reply comes
+            // after that late one was sent, so by then it would be in the mailbox.
+            let next = gen_server::call::<Recorder>(s, Duration::ZERO, T);
+            (r, next, rusm_otp::receive_timeout(Duration::ZERO))
         })
         .unwrap();
     assert_eq!(r, Err(CallError::Timeout));
-    assert_eq!(*log.lock(), ["replied"]);
+    assert_eq!(next, Ok("late"));
+    assert_eq!(*log.lock(), ["replied", "replied"]);
     assert!(matches!(stray, Received::Timeout), "the late reply reached the mailbox: {stray:?}");
 }
 
@@ -357,7 +356,7 @@ fn terminate_case(trap: bool, from_parent: bool) -> (Option<ExitReason>, Vec<Str
             }
             let fate = match rusm_otp::receive_match(
                 |r| matches!(r, Received::Down { monitor, .. } if *monitor == m),
-                Some(Duration::from_millis(100)),
+                Some(Duration::from_millis(500)),
             ) {
                 Received::Down { reason, .. } => Some(reason),
                 _ => None,

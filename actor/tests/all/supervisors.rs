@@ -557,3 +557,23 @@ fn trace_a_transient_child_ending_with_a_shutdown_term_is_not_restarted() {
     assert_trace(&log, &["start t", "start u", "t exits {shutdown,done}", "u crashed", "start u"]);
     assert_eq!(ids(&node, sup), [("t".into(), false), ("u".into(), true)]);
 }
+
+#[test]
+fn trace_simple_one_for_one_with_a_crashing_middle_child() {
+    let node = node();
+    let log = Log::default();
+    let spec = SupervisorSpec::new(Strategy::SimpleOneForOne)
+        .intensity(10, Duration::from_secs(5))
+        .child(traced(&log, "w", Restart::Permanent, Starts::Ok));
+    let sup = traced_sup(&node, &log, spec);
+    // Nothing starts with the supervisor; each start_child starts one instance.
+    let kids: Vec<Pid> = (0..3)
+        .map(|_| node.run(move || supervisor::start_child(sup).unwrap().expect("started")).unwrap())
+        .collect();
+    node.send(kids[1], b"crash".to_vec());
+    // As one_for_one: only the crashed instance restarts.
+    assert_trace(&log, &["start w", "start w", "start w", "w crashed", "start w"]);
+    let now: Vec<Pid> = children(&node, sup).into_iter().map(|(_, p)| p.unwrap()).collect();
+    assert_eq!(now.len(), 3);
+    assert!(now.contains(&kids[0]) && now.contains(&kids[2]) && !now.contains(&kids[1]), "{now:?}");
+}
