@@ -171,13 +171,21 @@ impl State {
                     }
                 }
             }
+        }
+        self.push_counted(item);
+        true
+    }
+
+    /// Queues an item past the bound (its check done, or not applying), keeping the
+    /// message count and the high-water mark.
+    pub(crate) fn push_counted(&mut self, item: Received) {
+        if is_message(&item) {
             self.messages += 1;
         }
         self.mailbox.push_back(item);
         if let Some(peak) = &mut self.peak {
             *peak = (*peak).max(self.mailbox.len());
         }
-        true
     }
 
     /// Removes the item at `i` (keeping the message count).
@@ -341,10 +349,16 @@ impl NodeInner {
 
     /// The live process with this pid.
     pub(crate) fn get(&self, pid: Pid) -> Option<Arc<Process>> {
+        self.with_live(pid, (), |p, ()| p.clone()).ok()
+    }
+
+    /// Runs `f` on the live process `pid` under its table shard's lock (no `Arc` cloned),
+    /// handing `arg` to it; `Err(arg)` if `pid` is not alive.
+    fn with_live<T, R>(&self, pid: Pid, arg: T, f: impl FnOnce(&Arc<Process>, T) -> R) -> Result<R, T> {
         let shard = self.shard(pid.index).lock();
         match shard.slots.get((pid.index / SHARDS) as usize) {
-            Some((generation, Some(p))) if *generation == pid.generation => Some(p.clone()),
-            _ => None,
+            Some((generation, Some(p))) if *generation == pid.generation => Ok(f(p, arg)),
+            _ => Err(arg),
         }
     }
 
@@ -418,15 +432,9 @@ impl NodeInner {
     /// process: no path takes them the other way round), which saves two reference-count
     /// updates per send.
     pub(crate) fn deliver(&self, to: Pid, msg: Message, refuse_full: bool) -> Result<(), crate::TrySendError> {
-        let queued = {
-            let shard = self.shard(to.index).lock();
-            match shard.slots.get((to.index / SHARDS) as usize) {
-                Some((generation, Some(p))) if *generation == to.generation => {
-                    p.enqueue(Received::Message(msg), refuse_full)
-                }
-                _ => Err(Refused::Dead(Received::Message(msg))),
-            }
-        };
+        let queued = self
+            .with_live(to, Received::Message(msg), |p, item| p.enqueue(item, refuse_full))
+            .unwrap_or_else(|item| Err(Refused::Dead(item)));
         match queued {
             Ok(w) => {
                 if let Some(w) = w {
@@ -437,21 +445,12 @@ impl NodeInner {
             Err(r) => Err(r.into_send_error()),
         }
     }
-}
 
-impl NodeInner {
     /// Delivers a reply to `alias` of process `to` ([`Process::enqueue_reply`]), found under
     /// the shard lock as [`deliver`](NodeInner::deliver) does; dropped if `to` is dead or no
     /// longer waits on the alias.
     pub(crate) fn deliver_reply(&self, to: Pid, alias: u64, msg: Message) {
-        let w = {
-            let shard = self.shard(to.index).lock();
-            match shard.slots.get((to.index / SHARDS) as usize) {
-                Some((generation, Some(p))) if *generation == to.generation => p.enqueue_reply(alias, msg),
-                _ => None,
-            }
-        };
-        if let Some(w) = w {
+        if let Ok(Some(w)) = self.with_live(to, msg, |p, msg| p.enqueue_reply(alias, msg)) {
             w.wake();
         }
     }
@@ -514,12 +513,7 @@ impl Process {
             return None;
         }
         // Outside the bound, as a signal: the caller asked for exactly this one.
-        st.messages += 1;
-        st.mailbox.push_back(Received::Message(msg));
-        let len = st.mailbox.len();
-        if let Some(peak) = &mut st.peak {
-            *peak = (*peak).max(len);
-        }
+        st.push_counted(Received::Message(msg));
         st.waker.take()
     }
 
