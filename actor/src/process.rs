@@ -144,31 +144,30 @@ impl State {
     /// Queues an item, applying the mailbox bound to messages. Returns `false` if the
     /// item was refused (a full mailbox under `DropNewest`).
     pub(crate) fn enqueue(&mut self, item: Received) -> bool {
-        if is_message(&item) {
-            if let Some(cap) = self.capacity
-                && self.messages >= cap
-            {
-                match self.overflow {
-                    crate::Overflow::DropNewest => {
-                        self.dropped += 1;
-                        return false;
+        if is_message(&item)
+            && let Some(cap) = self.capacity
+            && self.messages >= cap
+        {
+            match self.overflow {
+                crate::Overflow::DropNewest => {
+                    self.dropped += 1;
+                    return false;
+                }
+                crate::Overflow::DropOldest => {
+                    if let Some(i) = self.mailbox.iter().position(is_message) {
+                        self.mailbox.remove(i);
+                        self.messages -= 1;
+                        self.evictions += 1;
                     }
-                    crate::Overflow::DropOldest => {
-                        if let Some(i) = self.mailbox.iter().position(is_message) {
-                            self.mailbox.remove(i);
-                            self.messages -= 1;
-                            self.evictions += 1;
-                        }
-                        self.dropped += 1;
+                    self.dropped += 1;
+                }
+                crate::Overflow::Exit => {
+                    self.dropped += 1;
+                    if self.pending_exit.is_none() {
+                        self.pending_exit =
+                            Some(ExitReason::Other(String::from("mailbox_overflow")));
                     }
-                    crate::Overflow::Exit => {
-                        self.dropped += 1;
-                        if self.pending_exit.is_none() {
-                            self.pending_exit =
-                                Some(ExitReason::Other(String::from("mailbox_overflow")));
-                        }
-                        return false;
-                    }
+                    return false;
                 }
             }
         }
