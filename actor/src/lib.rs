@@ -36,6 +36,8 @@
 mod exit;
 mod pid;
 mod process;
+mod realm;
+mod timer;
 mod request;
 mod start;
 pub mod gen_server;
@@ -53,6 +55,8 @@ use std::time::{Duration, Instant};
 
 pub use exit::{ExitReason, Message, Received};
 pub use pid::{MonitorRef, Pid};
+pub use realm::{Realm, UnregisterError, processes_in, realm_of, self_realm, unregister_in};
+pub use timer::{TimerError, TimerLimit, TimerRef, cancel_timer, cancel_timer_id, send_after, try_send_after};
 pub use start::StartError;
 pub(crate) use request::{Answer, ReplyTo, request};
 use process::{ExitUnwind, NodeInner, Process, State, Via, deliver_exit};
@@ -101,6 +105,15 @@ pub struct SpawnOpts {
     pub overflow: Overflow,
     /// Keep the mailbox's high-water mark for [`ProcessInfo::mailbox_peak`].
     pub track_mailbox: bool,
+    /// At most this many bytes wait in the mailbox (`None`: unbounded): each message
+    /// counts its payload plus 64, a stream its pipe's capacity plus 64. Refused as
+    /// [`SpawnOpts::mailbox_capacity`] is, under the same overflow policy.
+    pub mailbox_bytes: Option<usize>,
+    /// The app it belongs to; `None`: its spawner's ([`Realm::ROOT`] outside a process).
+    pub realm: Option<Realm>,
+    /// Count the timers it starts against this limit, and cancel them when it exits
+    /// (`None`: Erlang's rule, timers outlive their starter).
+    pub timer_limit: Option<TimerLimit>,
 }
 
 /// What a message sent to a full bounded mailbox ([`SpawnOpts::mailbox_capacity`]) does.
@@ -163,6 +176,11 @@ pub struct ProcessInfo {
     pub mailbox_peak: Option<usize>,
     /// Its mailbox bound, if any.
     pub mailbox_capacity: Option<usize>,
+    /// Bytes its mailbox's messages hold, when it has a byte bound
+    /// ([`SpawnOpts::mailbox_bytes`]).
+    pub mailbox_bytes: Option<usize>,
+    /// The app it belongs to.
+    pub realm: Realm,
     /// Messages its overflow policy has dropped.
     pub mailbox_dropped: u64,
     /// The process groups it has joined ([`pg`]), once per join.
@@ -415,20 +433,24 @@ fn prepare(
     kind: &'static str,
     opts: SpawnOpts,
 ) -> (Arc<Process>, Spawned) {
+    let cold = (opts.label.is_some() || opts.timer_limit.is_some()).then(|| {
+        Box::new(process::Cold {
+            label: opts.label,
+            timer_limit: opts.timer_limit,
+            ..process::Cold::default()
+        })
+    });
     let init = State {
         trap_exit: opts.trap_exit,
-        cold: opts.label.map(|label| {
-            Box::new(process::Cold {
-                label: Some(label),
-                ..process::Cold::default()
-            })
-        }),
+        cold,
         capacity: opts.mailbox_capacity,
+        byte_capacity: opts.mailbox_bytes,
         overflow: opts.overflow,
         peak: opts.track_mailbox.then_some(0),
         ..State::default()
     };
-    let p = node.insert(kind, init);
+    let realm = opts.realm.or(parent.map(|p| p.realm)).unwrap_or(Realm::ROOT);
+    let p = node.insert(kind, realm, init);
     let mut monitor_ref = None;
     if let Some(parent) = parent {
         let mut ps = parent.state.lock();
@@ -436,6 +458,14 @@ fn prepare(
         if opts.link {
             ps.cold().links.insert(p.pid);
             cs.cold().links.insert(parent.pid);
+            // A spawn-linker already marked to exit takes the child with it before the
+            // child runs (its link signal would, at the parent's exit): a linked spawn
+            // bomb stops at its root instead of growing while the signal travels.
+            if let Some(reason) = ps.pending_exit.clone().filter(|r| !r.is_normal())
+                && !opts.trap_exit
+            {
+                p.mark(&mut cs, reason);
+            }
         }
         if opts.monitor {
             let r = node.new_ref();
@@ -526,6 +556,9 @@ impl<F: Future<Output = ExitReason>> Future for FutureProcess<F> {
         match catch_unwind(AssertUnwindSafe(|| self.fut.as_mut().poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(reason)) => {
+                // A signal that marked it meanwhile came first (as on the BEAM, where the
+                // process dies of it before it would run on).
+                let reason = self.proc_.take_pending_exit().unwrap_or(reason);
                 self.proc_.exit(reason);
                 Poll::Ready(())
             }
@@ -587,34 +620,6 @@ pub fn poll_receive(cx: &mut Context<'_>) -> Poll<Received> {
     }
 }
 
-/// A timer from [`send_after`].
-#[derive(Debug, Clone, Copy)]
-pub struct TimerRef(rusm_sched::TimerKey);
-
-/// Sends `msg` to `to` after `delay` (Erlang's `erlang:send_after/3`); dropped if `to` is
-/// dead by then.
-///
-/// # Panics
-///
-/// Outside a process.
-pub fn send_after(delay: Duration, to: Pid, msg: impl Into<Message>) -> TimerRef {
-    let node = me().node.clone();
-    let msg = msg.into();
-    let n2 = node.clone();
-    TimerRef(node.handle.call_after(delay, move || {
-        let _ = n2.deliver(to, msg, false);
-    }))
-}
-
-/// Cancels a [`send_after`]; `true` if it had not fired.
-///
-/// # Panics
-///
-/// Outside a process.
-pub fn cancel_timer(t: TimerRef) -> bool {
-    me().node.handle.cancel_timer(t.0)
-}
-
 fn info_in(node: &NodeInner, pid: Pid) -> Option<ProcessInfo> {
     let p = node.get(pid)?;
     let st = p.state.lock();
@@ -630,6 +635,8 @@ fn info_in(node: &NodeInner, pid: Pid) -> Option<ProcessInfo> {
         mailbox_len: st.mailbox.len(),
         mailbox_peak: st.peak,
         mailbox_capacity: st.capacity,
+        mailbox_bytes: st.byte_capacity.map(|_| st.bytes),
+        realm: p.realm,
         mailbox_dropped: st.dropped,
         groups: cold.map(|c| c.groups.clone()).unwrap_or_default(),
         status: if st.pending_exit.is_some() {

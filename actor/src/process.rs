@@ -100,6 +100,10 @@ pub(crate) struct State {
     pub(crate) messages: usize,
     /// Messages the mailbox holds at most (signals are never counted or refused).
     pub(crate) capacity: Option<usize>,
+    /// Bytes the mailbox's messages may hold at most ([`charge`] each), if bounded.
+    pub(crate) byte_capacity: Option<usize>,
+    /// Bytes its messages hold now ([`charge`]); kept only when `byte_capacity` is set.
+    pub(crate) bytes: usize,
     pub(crate) overflow: crate::Overflow,
     /// The deepest the mailbox has been, when tracking is on.
     pub(crate) peak: Option<usize>,
@@ -128,6 +132,15 @@ pub(crate) struct Cold {
     /// Aliases a request of this process waits on (`request.rs`): a reply is taken only
     /// for an alias held here.
     pub(crate) aliases: HashSet<u64>,
+    /// Timers aimed at this process, by id (`timer.rs`): cancelled when it exits.
+    pub(crate) timers_in: HashMap<u64, crate::timer::TimerIn>,
+    /// Timers this process owns, when it counts them (`timer_limit`): cancelled when it
+    /// exits.
+    pub(crate) timers_out: HashMap<u64, crate::timer::TimerOut>,
+    /// Its limit on owned timers, if it counts them.
+    pub(crate) timer_limit: Option<crate::TimerLimit>,
+    /// Bytes its owned timers hold.
+    pub(crate) timer_bytes: usize,
 }
 
 impl State {
@@ -144,20 +157,23 @@ impl State {
     /// Queues an item, applying the mailbox bound to messages. Returns `false` if the
     /// item was refused (a full mailbox under `DropNewest`).
     pub(crate) fn enqueue(&mut self, item: Received) -> bool {
-        if is_message(&item)
-            && let Some(cap) = self.capacity
-            && self.messages >= cap
-        {
+        if is_message(&item) && self.refuses(&item) {
             match self.overflow {
                 crate::Overflow::DropNewest => {
                     self.dropped += 1;
                     return false;
                 }
                 crate::Overflow::DropOldest => {
-                    if let Some(i) = self.mailbox.iter().position(is_message) {
-                        self.mailbox.remove(i);
-                        self.messages -= 1;
+                    // Evict the oldest until the new one fits (one, under a count bound).
+                    while self.refuses(&item) {
+                        let Some(i) = self.mailbox.iter().position(is_message) else { break };
+                        self.take(i);
                         self.evictions += 1;
+                    }
+                    if self.refuses(&item) {
+                        // Bigger than the whole byte bound: it can never fit.
+                        self.dropped += 1;
+                        return false;
                     }
                     self.dropped += 1;
                 }
@@ -180,6 +196,9 @@ impl State {
     pub(crate) fn push_counted(&mut self, item: Received) {
         if is_message(&item) {
             self.messages += 1;
+            if self.byte_capacity.is_some() {
+                self.bytes += charge(&item);
+            }
         }
         self.mailbox.push_back(item);
         if let Some(peak) = &mut self.peak {
@@ -192,6 +211,9 @@ impl State {
         let item = self.mailbox.remove(i)?;
         if is_message(&item) {
             self.messages -= 1;
+            if self.byte_capacity.is_some() {
+                self.bytes -= charge(&item);
+            }
         }
         Some(item)
     }
@@ -199,17 +221,40 @@ impl State {
     /// Keeps only the messages `keep` accepts (signals stay; the message count follows).
     pub(crate) fn retain_messages(&mut self, mut keep: impl FnMut(&Message) -> bool) {
         let before = self.mailbox.len();
+        let counting = self.byte_capacity.is_some();
+        let mut freed = 0;
         self.mailbox.retain(|r| match r {
-            Received::Message(m) => keep(m),
+            Received::Message(m) => {
+                let k = keep(m);
+                if !k && counting {
+                    freed += charge(r);
+                }
+                k
+            }
             _ => true,
         });
         self.messages -= before - self.mailbox.len();
+        self.bytes -= freed;
     }
 
-    /// Does the bound refuse one more message now?
-    pub(crate) fn full(&self) -> bool {
+    /// Does a bound refuse `item` (a message or stream) now?
+    pub(crate) fn refuses(&self, item: &Received) -> bool {
         self.capacity.is_some_and(|c| self.messages >= c)
+            || self.byte_capacity.is_some_and(|c| self.bytes.saturating_add(charge(item)) > c)
     }
+}
+
+/// What one queued item counts against a byte bound: its payload, plus a fixed overhead
+/// for the queue entry and allocation (so empty messages are not free), plus a stream's
+/// whole pipe capacity (what its writer may buffer before it is accepted).
+pub(crate) fn charge(item: &Received) -> usize {
+    const OVERHEAD: usize = 64;
+    OVERHEAD
+        + match item {
+            Received::Message(crate::Message::Bytes(b)) => b.len(),
+            Received::Stream(r) => r.capacity(),
+            _ => 0,
+        }
 }
 
 /// Messages and streams count against a mailbox bound; exit signals and `Down`s never do.
@@ -246,6 +291,8 @@ pub(crate) struct Process {
     /// lock when no signal waits.
     pub(crate) signalled: AtomicBool,
     pub(crate) kind: &'static str,
+    /// The app it belongs to (fixed at spawn).
+    pub(crate) realm: crate::Realm,
 }
 
 /// A shard of the process table.
@@ -313,7 +360,7 @@ impl NodeInner {
     }
 
     /// Allocates a pid and registers a new (alive) process under it.
-    pub(crate) fn insert(self: &Arc<Self>, kind: &'static str, init: State) -> Arc<Process> {
+    pub(crate) fn insert(self: &Arc<Self>, kind: &'static str, realm: crate::Realm, init: State) -> Arc<Process> {
         let shard_no = local_shard();
         let mut shard = self.shards[shard_no as usize].lock();
         let (local, generation) = match shard.free.pop() {
@@ -341,6 +388,7 @@ impl NodeInner {
             state: Mutex::new(State { alive: true, ..init }),
             signalled: AtomicBool::new(false),
             kind,
+            realm,
         });
         shard.slots[local as usize].1 = Some(p.clone());
         p
@@ -374,13 +422,29 @@ impl NodeInner {
 
     /// Every live pid.
     pub(crate) fn pids(&self) -> Vec<Pid> {
+        self.pids_where(|_| true)
+    }
+
+    /// The live pids whose process `keep` accepts (called under a shard lock), sorted.
+    pub(crate) fn pids_where(&self, mut keep: impl FnMut(&Process) -> bool) -> Vec<Pid> {
         let mut out = Vec::new();
         for s in self.shards.iter() {
             let s = s.lock();
-            out.extend(s.slots.iter().filter_map(|(_, p)| p.as_ref().map(|p| p.pid)));
+            out.extend(s.slots.iter().filter_map(|(_, p)| p.as_ref().filter(|p| keep(p)).map(|p| p.pid)));
         }
         out.sort();
         out
+    }
+
+    /// Runs `f` on the state of the live process `pid` (under its lock); `None` if it is
+    /// not alive.
+    pub(crate) fn with_live_state<R>(&self, pid: Pid, f: impl FnOnce(&mut State) -> R) -> Option<R> {
+        self.with_live(pid, f, |p, f| f(&mut p.state.lock())).ok()
+    }
+
+    /// The realm of a live process.
+    pub(crate) fn realm_of(&self, pid: Pid) -> Option<crate::Realm> {
+        self.with_live(pid, (), |p, ()| p.realm).ok()
     }
 
     pub(crate) fn new_ref(&self) -> MonitorRef {
@@ -420,6 +484,30 @@ impl NodeInner {
         true
     }
 
+    /// Removes `name` if `owner_ok` accepts the process holding it; the check and the
+    /// removal are one step under the registry lock.
+    pub(crate) fn unregister_where(
+        &self,
+        name: &str,
+        owner_ok: impl FnOnce(&Process) -> bool,
+    ) -> Result<(), crate::realm::UnregisterError> {
+        use crate::realm::UnregisterError;
+        let mut reg = self.registry.lock();
+        let pid = *reg.get(name).ok_or(UnregisterError::NotFound)?;
+        let owner = self.get(pid);
+        if !owner.as_deref().is_some_and(owner_ok) {
+            return Err(UnregisterError::OtherRealm);
+        }
+        reg.remove(name);
+        drop(reg);
+        if let Some(p) = owner
+            && let Some(c) = p.state.lock().cold_mut()
+        {
+            c.name = None;
+        }
+        Ok(())
+    }
+
     pub(crate) fn whereis(&self, name: &str) -> Option<Pid> {
         self.registry.lock().get(name).copied()
     }
@@ -456,7 +544,7 @@ impl NodeInner {
 }
 
 /// An item a mailbox did not take, handed back.
-enum Refused {
+pub(crate) enum Refused {
     Dead(Received),
     Full(Received),
 }
@@ -475,12 +563,12 @@ impl Refused {
 }
 
 impl Process {
-    /// Appends to the mailbox (under its bound) and wakes the process. Dropped if it is
-    /// dead.
-    pub(crate) fn push(&self, item: Received) {
-        if let Ok(Some(w)) = self.enqueue(item, false) {
+    /// Appends to the mailbox unless it is dead or its bound refuses; wakes the process.
+    pub(crate) fn try_push(&self, item: Received) -> Result<(), Refused> {
+        if let Some(w) = self.enqueue(item, true)? {
             w.wake();
         }
+        Ok(())
     }
 
     /// Appends to the mailbox under its bound; returns the waker to wake (after the lock).
@@ -491,7 +579,7 @@ impl Process {
         if !st.alive {
             return Err(Refused::Dead(item));
         }
-        if refuse_full && st.full() {
+        if refuse_full && is_message(&item) && st.refuses(&item) {
             return Err(Refused::Full(item));
         }
         let queued = st.enqueue(item);
@@ -569,6 +657,7 @@ impl Process {
             st.alive = false;
             st.mailbox.clear();
             st.messages = 0;
+            st.bytes = 0;
             st.waker = None;
             let Some(mut cold) = st.cold.take() else {
                 drop(st);
@@ -591,9 +680,14 @@ impl Process {
             monitoring,
             monitored_by,
             name,
+            timers_in,
+            timers_out,
             ..
         } = *cold;
         let node = &self.node;
+        if !timers_in.is_empty() || !timers_out.is_empty() {
+            crate::timer::end_all(node, self.pid, timers_in, timers_out);
+        }
         // 2. Names first, so a process told of our death can register the name again.
         if let Some(name) = name {
             let mut reg = node.registry.lock();

@@ -46,6 +46,9 @@ pub enum StreamError {
     /// A capacity of zero bytes.
     #[error("a stream needs a capacity of at least one byte")]
     ZeroCapacity,
+    /// The receiver's bounded mailbox is full.
+    #[error("the receiver's mailbox is full")]
+    Full,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,7 +202,8 @@ impl Pipe {
 ///
 /// # Errors
 ///
-/// [`StreamError::NoProc`] if `to` is not alive.
+/// [`StreamError::NoProc`] if `to` is not alive; [`StreamError::Full`] if its bounded
+/// mailbox refuses the stream.
 ///
 /// # Panics
 ///
@@ -213,7 +217,8 @@ pub fn open(to: Pid) -> Result<StreamWriter, StreamError> {
 ///
 /// # Errors
 ///
-/// [`StreamError::NoProc`] if `to` is not alive; [`StreamError::ZeroCapacity`].
+/// [`StreamError::NoProc`] if `to` is not alive; [`StreamError::ZeroCapacity`];
+/// [`StreamError::Full`] if `to`'s bounded mailbox refuses the stream.
 ///
 /// # Panics
 ///
@@ -246,10 +251,14 @@ pub fn open_with_capacity(to: Pid, capacity: usize) -> Result<StreamWriter, Stre
     let reader = StreamReader {
         pipe: pipe.clone(),
         from: me.pid,
+        cap: capacity,
     };
-    // A refused delivery (dead, or a full bounded mailbox) drops the reader: the writer
-    // then sees BrokenPipe.
-    target.push(Received::Stream(reader));
+    // A full bounded mailbox refuses the stream (the reader is dropped, so the pipe is
+    // gone at both ends); a target that died meanwhile drops it: the writer then sees
+    // BrokenPipe.
+    if let Err(crate::process::Refused::Full(_)) = target.try_push(Received::Stream(reader)) {
+        return Err(StreamError::Full);
+    }
     Ok(StreamWriter { pipe, to })
 }
 
@@ -335,9 +344,16 @@ impl futures_io::AsyncWrite for StreamWriter {
 pub struct StreamReader {
     pipe: Arc<Pipe>,
     from: Pid,
+    /// The pipe's capacity (what a mailbox byte bound charges for it).
+    cap: usize,
 }
 
 impl StreamReader {
+    /// The most bytes the pipe holds.
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
     /// The process that opened the stream.
     pub fn from(&self) -> Pid {
         self.from

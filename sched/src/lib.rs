@@ -207,7 +207,7 @@ pub fn park_timeout(timeout: Duration) {
         Some(task) if fiber::in_fiber() => {
             let shared = task.shared.clone();
             let (key, ms) = shared.timers.insert(
-                Instant::now() + timeout,
+                timer::Timers::deadline_after(timeout),
                 timer::TimerAction::Wake(Waker::from(task)),
             );
             shared.timer_inserted(ms);
@@ -297,7 +297,7 @@ pub struct Sleep {
 impl Sleep {
     /// Completes `d` from now.
     pub fn new(d: Duration) -> Sleep {
-        Sleep::until(Instant::now() + d)
+        Sleep::until(timer::Timers::deadline_after(d))
     }
 
     /// Completes at `deadline`.

@@ -223,7 +223,7 @@ impl Runtime {
                 });
             return reaper.is_ok();
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.map(crate::timer::Timers::deadline_after);
         let mut all = true;
         for t in threads {
             match deadline {
@@ -424,7 +424,7 @@ impl Handle {
         let (key, ms) = self
             .shared
             .timers
-            .insert(Instant::now() + delay, crate::timer::TimerAction::Call(Box::new(f)));
+            .insert(crate::timer::Timers::deadline_after(delay), crate::timer::TimerAction::Call(Box::new(f)));
         self.shared.timer_inserted(ms);
         key
     }

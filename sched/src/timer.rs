@@ -69,6 +69,13 @@ impl Timers {
         }
     }
 
+    /// `d` from now, saturating: a `d` past what `Instant` holds is 100 years (past the
+    /// wheel's horizon, so never).
+    pub(crate) fn deadline_after(d: Duration) -> Instant {
+        let now = Instant::now();
+        now.checked_add(d).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
+    }
+
     /// Milliseconds since the runtime started, rounded down.
     pub(crate) fn now_ms(&self) -> u64 {
         self.to_ms_floor(Instant::now())
@@ -90,8 +97,17 @@ impl Timers {
     }
 
     /// Inserts a timer. Returns its key and its deadline in ms (for the reactor check).
+    ///
+    /// A deadline beyond the wheel's horizon (`MAX_DURATION_MS`, about two years) is
+    /// never: nothing is inserted, the action is dropped, and the key is
+    /// `TimerKey::NEVER`, always pending (a sleep on it waits for ever at no cost, and
+    /// nothing re-arms it).
     pub(crate) fn insert(&self, at: Instant, action: TimerAction) -> (TimerKey, u64) {
         let ms = self.to_ms_ceil(at);
+        if ms > self.now_ms().saturating_add(wheel::MAX_DURATION_MS) {
+            drop(action);
+            return (TimerKey::NEVER, u64::MAX);
+        }
         let mut w = self.wheel.lock();
         let key = w.insert(ms, action);
         let next = w.next_expiration().unwrap_or(u64::MAX);

@@ -2,18 +2,24 @@
 //!
 //! A [`Caps`] is a profile ([`Profile::Sandboxed`], [`Profile::NetworkClient`],
 //! [`Profile::Trusted`]) plus explicit grants (preopened directories, environment
-//! variables, arguments, a memory cap). Each spawn builds from it a WASI context (lazily, on
-//! the guest's first WASI call) and a memory limiter. A guest that spawns a child passes
-//! on its own caps: a child never gets more than its parent.
+//! variables, arguments, a memory cap, an outbound allow-list), the app it belongs to
+//! ([`Caps::app`]) and its [`Quotas`]. Each profile has defaults and a ceiling: a grant
+//! above the ceiling is refused ([`CapsError`]), never widened. `docs/SECURITY.md` has the
+//! table, with the test that checks each row.
+//!
+//! Each spawn builds from it a WASI context (lazily, on the guest's first WASI call), a
+//! memory limiter and the process rules of `ops.rs`. A guest that spawns a child passes
+//! on its own caps and app: a child never gets more than its parent.
 
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use rusm_otp::Pid;
+use rusm_otp::{Pid, Realm};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
@@ -26,14 +32,68 @@ pub const TRUSTED_MEMORY_CAP: u64 = 256 << 20;
 /// A capability profile: the starting point a [`Caps`] narrows or widens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Profile {
-    /// No filesystem, no environment, no network; stdout and stderr go to the host log;
-    /// 64 MiB of memory.
+    /// No network; no filesystem or environment unless granted (read-only preopens and
+    /// declared variables at most); signals, links and inspection only within its own app;
+    /// stdout and stderr go to the host log; 64 MiB of memory.
     Sandboxed,
-    /// Sandboxed plus outbound sockets and DNS (for components on wasi:sockets; a wasip1
-    /// module has no socket-opening calls at all).
+    /// Sandboxed plus outbound TCP, UDP and DNS (optionally to an allow-list); never bind
+    /// or listen. For components on wasi:sockets (a wasip1 module has no socket-opening
+    /// calls at all).
     NetworkClient,
-    /// Its declared preopens, its environment, the network, 256 MiB of memory.
+    /// Everything: writable preopens, the whole network (bind and listen too), signals to
+    /// any process, 256 MiB of memory.
     Trusted,
+}
+
+/// What a guest may hold of the host, charged to it (or, for processes, to its app).
+/// Hitting one is a status to the guest (`LIMIT`, or a WIT error), never a host failure.
+/// The defaults are far above what a well-behaved app needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quotas {
+    /// Bytes its mailbox may hold (each message: payload + 64; a stream: its pipe +
+    /// 64). A send to it past this is refused: the sender sees the status.
+    pub mailbox_bytes: usize,
+    /// `send-after` timers pending at once.
+    pub timers: usize,
+    /// Bytes the messages of its pending timers hold (payload + 64 each).
+    pub timer_bytes: usize,
+    /// Stream handles open at once (each buffers at most 64 KiB: this also bounds the
+    /// bytes buffered in its streams).
+    pub streams: usize,
+    /// Guest processes its app may have alive (each holds a pool slot); children outlive
+    /// their spawner and stay charged to the app.
+    pub processes: usize,
+}
+
+impl Default for Quotas {
+    fn default() -> Quotas {
+        Quotas {
+            mailbox_bytes: 16 << 20,
+            timers: 10_000,
+            timer_bytes: 16 << 20,
+            streams: 256,
+            processes: 4_096,
+        }
+    }
+}
+
+/// Where a network grant reaches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Net {
+    /// Nothing.
+    None,
+    /// Outbound TCP and UDP (connect, send) and DNS; binds only to an ephemeral port
+    /// (what connecting needs), never listen. `Some`: only to these addresses.
+    Outbound(Option<Vec<Allowed>>),
+    /// Everything the host's network allows.
+    Full,
+}
+
+/// One allow-list entry, resolved: an address and a port (`None`: any port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Allowed {
+    ip: IpAddr,
+    port: Option<u16>,
 }
 
 /// A directory a guest may see.
@@ -84,7 +144,9 @@ pub struct Caps {
     env: Vec<(String, String)>,
     args: Vec<String>,
     memory_cap: u64,
-    network: bool,
+    net: Net,
+    app: Option<Realm>,
+    quotas: Quotas,
 }
 
 impl Default for Caps {
@@ -105,7 +167,13 @@ impl Caps {
                 Profile::Trusted => TRUSTED_MEMORY_CAP,
                 _ => DEFAULT_MEMORY_CAP,
             },
-            network: profile != Profile::Sandboxed,
+            net: match profile {
+                Profile::Sandboxed => Net::None,
+                Profile::NetworkClient => Net::Outbound(None),
+                Profile::Trusted => Net::Full,
+            },
+            app: None,
+            quotas: Quotas::default(),
         }
     }
 
@@ -129,36 +197,85 @@ impl Caps {
         self.profile
     }
 
-    /// Grants a directory. Only a `Trusted` guest sees preopens: on a weaker profile this
-    /// is refused with an error naming the profile (grant `Trusted` first).
+    /// Grants a directory. Every profile may have read-only ones (as Spin's files); a
+    /// writable one needs `Trusted`: below it this is refused with an error naming the
+    /// profile.
     ///
     /// # Errors
     ///
-    /// [`CapsError::NotAllowed`] below `Trusted`.
+    /// [`CapsError::NotAllowed`] for a writable preopen below `Trusted`.
     pub fn preopen(
         mut self,
         host: impl Into<PathBuf>,
         guest: impl Into<String>,
         writable: bool,
     ) -> Result<Caps, CapsError> {
-        if self.profile != Profile::Trusted {
-            return Err(CapsError::NotAllowed { what: "preopened directories", profile: self.profile });
+        if writable && self.profile != Profile::Trusted {
+            return Err(CapsError::NotAllowed { what: "writable preopened directories", profile: self.profile });
         }
         self.preopens.push(Preopen { host: host.into(), guest: guest.into(), writable });
         Ok(self)
     }
 
-    /// Grants an environment variable. Only `Trusted` guests see an environment.
+    /// Grants an environment variable (a declared value: every profile may have them;
+    /// the host's own environment is never passed on).
     ///
     /// # Errors
     ///
-    /// [`CapsError::NotAllowed`] below `Trusted`.
+    /// None today; the `Result` leaves room for a profile that refuses.
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Result<Caps, CapsError> {
-        if self.profile != Profile::Trusted {
-            return Err(CapsError::NotAllowed { what: "environment variables", profile: self.profile });
-        }
         self.env.push((key.into(), value.into()));
         Ok(self)
+    }
+
+    /// Limits outbound connections to `hosts`: each `"host:port"` or `"host:*"` (a name or
+    /// an IP; `[v6]:port` for IPv6). Names are resolved now, once (wasmtime-wasi checks
+    /// resolved addresses): a name whose addresses change later is not followed.
+    ///
+    /// # Errors
+    ///
+    /// [`CapsError::NotAllowed`] on a profile with no network (`Sandboxed`, or after
+    /// [`Caps::without_network`]); [`CapsError::BadHost`] for an entry that does not parse
+    /// or resolve.
+    pub fn allow_hosts<S: AsRef<str>>(mut self, hosts: impl IntoIterator<Item = S>) -> Result<Caps, CapsError> {
+        if self.net == Net::None {
+            return Err(CapsError::NotAllowed { what: "outbound network hosts", profile: self.profile });
+        }
+        let mut list = Vec::new();
+        for h in hosts {
+            list.extend(resolve_allowed(h.as_ref())?);
+        }
+        self.net = Net::Outbound(Some(list));
+        Ok(self)
+    }
+
+    /// Puts the guest in `app`: processes of one app may signal, link and inspect each
+    /// other under every profile. Without it, each [`Host::spawn`](crate::Host::spawn) is
+    /// an app of its own (with whatever it spawns).
+    pub fn app(mut self, app: Realm) -> Caps {
+        self.app = Some(app);
+        self
+    }
+
+    /// The app set with [`Caps::app`].
+    pub fn app_id(&self) -> Option<Realm> {
+        self.app
+    }
+
+    /// Sets the quotas.
+    pub fn quotas(mut self, q: Quotas) -> Caps {
+        self.quotas = q;
+        self
+    }
+
+    /// The quotas.
+    pub fn quota(&self) -> &Quotas {
+        &self.quotas
+    }
+
+    /// May this guest signal, link to and inspect processes outside its app?
+    pub fn reaches_other_apps(&self) -> bool {
+        self.profile == Profile::Trusted
     }
 
     /// Command-line arguments (`argv[1..]`; `argv[0]` is the artifact's name). Arguments
@@ -177,7 +294,7 @@ impl Caps {
 
     /// Drops the network grant.
     pub fn without_network(mut self) -> Caps {
-        self.network = false;
+        self.net = Net::None;
         self
     }
 
@@ -188,7 +305,7 @@ impl Caps {
 
     /// Whether outbound sockets and DNS are granted.
     pub fn has_network(&self) -> bool {
-        self.network
+        self.net != Net::None
     }
 
     /// The granted preopens.
@@ -212,6 +329,12 @@ impl Caps {
         Caps { args: Vec::new(), ..self.clone() }
     }
 
+    /// The same caps in `app` (what a spawn resolves [`Caps::app`] to).
+    pub(crate) fn in_app(mut self, app: Realm) -> Caps {
+        self.app = Some(app);
+        self
+    }
+
     /// Builds the guest's WASI context. Preopens that cannot be opened are skipped with a
     /// line on the guest's stderr (the guest then sees them missing, as a denied path).
     pub(crate) fn build_wasi(&self, pid: Pid, argv0: &str, log: &LogSink) -> wasmtime_wasi::p1::WasiP1Ctx {
@@ -230,33 +353,86 @@ impl Caps {
         b.stderr(LogOut { pid, stream: LogStream::Stderr, sink: log.clone() });
         b.arg(argv0);
         b.args(&self.args);
-        if self.profile == Profile::Trusted {
-            b.envs(&self.env);
-            for p in &self.preopens {
-                let perms = if p.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
-                if let Err(e) = b.preopened_dir(&p.host, &p.guest, perms) {
-                    log(pid, LogStream::Stderr, format!("rusm: preopen {} unavailable: {e}", p.host.display()).as_bytes());
-                }
+        b.envs(&self.env);
+        for p in &self.preopens {
+            let perms = if p.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+            if let Err(e) = b.preopened_dir(&p.host, &p.guest, perms) {
+                log(pid, LogStream::Stderr, format!("rusm: preopen {} unavailable: {e}", p.host.display()).as_bytes());
             }
         }
-        if self.network {
-            b.inherit_network();
-            b.allow_ip_name_lookup(true);
+        match &self.net {
+            Net::None => {}
+            Net::Full => {
+                b.inherit_network().allow_tcp(true).allow_udp(true).allow_ip_name_lookup(true);
+            }
+            Net::Outbound(allow) => {
+                let allow = allow.clone();
+                b.allow_tcp(true).allow_udp(true).allow_ip_name_lookup(true);
+                b.socket_addr_check(move |addr, use_| {
+                    let ok = outbound_allows(allow.as_deref(), addr, use_);
+                    Box::pin(async move { ok })
+                });
+            }
         }
         b
     }
 }
 
+/// The `network-client` rule: connect and send only to the allow-list (all, if none),
+/// bind only to an ephemeral port on the unspecified address (what an outbound socket
+/// needs; wasmtime-wasi checks that bind for every connect of an unbound socket), never
+/// listen or accept.
+fn outbound_allows(allow: Option<&[Allowed]>, addr: SocketAddr, use_: wasmtime_wasi::sockets::SocketAddrUse) -> bool {
+    use wasmtime_wasi::sockets::SocketAddrUse as U;
+    match use_ {
+        U::TcpBind | U::UdpBind => addr.ip().is_unspecified() && addr.port() == 0,
+        U::TcpListen | U::TcpAccept => false,
+        U::TcpConnect | U::UdpSend | U::UdpReceive => match allow {
+            None => true,
+            Some(list) => list.iter().any(|a| a.ip == addr.ip() && a.port.is_none_or(|p| p == addr.port())),
+        },
+    }
+}
+
+/// `"host:port"` / `"host:*"` / `"[v6]:port"` as resolved entries.
+fn resolve_allowed(entry: &str) -> Result<Vec<Allowed>, CapsError> {
+    use std::net::ToSocketAddrs;
+    let bad = |why: String| CapsError::BadHost { entry: entry.to_owned(), why };
+    let (host, port) = entry.rsplit_once(':').ok_or_else(|| bad("expected host:port or host:*".into()))?;
+    let port = match port {
+        "*" => None,
+        p => Some(p.parse::<u16>().map_err(|_| bad(format!("`{p}` is not a port (0-65535) or `*`")))?),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(bad("no host".into()));
+    }
+    let addrs = (host, port.unwrap_or(0)).to_socket_addrs().map_err(|e| bad(format!("cannot resolve: {e}")))?;
+    let out: Vec<Allowed> = addrs.map(|a| Allowed { ip: a.ip(), port }).collect();
+    if out.is_empty() {
+        return Err(bad("the name has no addresses".into()));
+    }
+    Ok(out)
+}
+
 /// A capability request a profile does not allow.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CapsError {
-    /// The grant needs a stronger profile.
-    #[error("{what} need the Trusted profile; this guest is {profile:?}")]
+    /// The grant is above the profile's ceiling.
+    #[error("{what} are above the {profile:?} profile's ceiling (see docs/SECURITY.md)")]
     NotAllowed {
         /// What was asked for.
         what: &'static str,
         /// The profile that refused it.
         profile: Profile,
+    },
+    /// An allow-list entry that does not parse or resolve.
+    #[error("allow-list entry `{entry}`: {why}")]
+    BadHost {
+        /// The entry.
+        entry: String,
+        /// What is wrong.
+        why: String,
     },
 }
 
@@ -327,23 +503,55 @@ impl LineWriter {
     fn push(&mut self, mut bytes: &[u8]) {
         while let Some(i) = bytes.iter().position(|&b| b == b'\n') {
             self.buf.extend_from_slice(&bytes[..i]);
-            (self.sink)(self.pid, self.stream, &self.buf);
+            self.emit();
             self.buf.clear();
             bytes = &bytes[i + 1..];
         }
         self.buf.extend_from_slice(bytes);
         while self.buf.len() >= MAX_LINE {
             let rest = self.buf.split_off(MAX_LINE);
-            (self.sink)(self.pid, self.stream, &self.buf);
+            self.emit();
             self.buf = rest;
         }
     }
+
+    /// Hands the buffered line to the sink with its control characters escaped.
+    fn emit(&self) {
+        (self.sink)(self.pid, self.stream, &escape_controls(&self.buf));
+    }
+}
+
+/// A guest's line made safe for a terminal or a log file: C0 controls but TAB (CR, ESC,
+/// BEL, ...), DEL and the C1 controls (U+0080..U+009F, e.g. CSI) become `\xNN` / `\u{NN}`,
+/// so a guest cannot forge host log lines, move the cursor or set a terminal's title.
+/// Everything else passes unchanged (no copy when there is nothing to escape).
+pub(crate) fn escape_controls(line: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let is_c1 = |i: usize| line[i] == 0xC2 && line.get(i + 1).is_some_and(|b| (0x80..=0x9F).contains(b));
+    let needs = |i: usize| (line[i] < 0x20 && line[i] != b'\t') || line[i] == 0x7F || is_c1(i);
+    if !(0..line.len()).any(needs) {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut out = Vec::with_capacity(line.len() + 16);
+    let mut i = 0;
+    while i < line.len() {
+        if is_c1(i) {
+            out.extend_from_slice(format!("\\u{{{:02x}}}", line[i + 1]).as_bytes());
+            i += 2;
+        } else if needs(i) {
+            out.extend_from_slice(format!("\\x{:02x}", line[i]).as_bytes());
+            i += 1;
+        } else {
+            out.push(line[i]);
+            i += 1;
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 impl Drop for LineWriter {
     fn drop(&mut self) {
         if !self.buf.is_empty() {
-            (self.sink)(self.pid, self.stream, &self.buf);
+            self.emit();
         }
     }
 }

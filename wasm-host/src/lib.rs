@@ -13,9 +13,11 @@
 //! The raw ABI is documented byte by byte in `docs/WASM-ABI.md`; its constants are in
 //! [`abi`].
 
+mod app;
 mod bridges;
 pub mod cache;
 pub mod caps;
+mod ops;
 mod process;
 pub mod testing;
 
@@ -26,13 +28,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use parking_lot::RwLock;
-use rusm_otp::{Node, Pid, SpawnOpts};
+use rusm_otp::{Node, Pid, Realm, SpawnOpts};
 use wasmtime::component::{Component, ComponentExportIndex};
 use wasmtime::{Engine, InstancePre, Module, ModuleExport};
 
 pub use bridges::wasip1::abi;
 pub use cache::CacheOutcome;
-pub use caps::{Caps, CapsError, LogSink, LogStream, Profile};
+pub use caps::{Caps, CapsError, LogSink, LogStream, Profile, Quotas};
 
 /// How the shared engine is built. The defaults are the measured fast path
 /// (`../shared/WASMTIME48.md`, P3-Q4): pooling with copy-on-write images,
@@ -159,6 +161,9 @@ pub enum SpawnError {
         /// The export asked for.
         entry: String,
     },
+    /// The host's pool is full: `HostConfig::instances` guests are alive.
+    #[error("the host's pool is full: {0} guest processes are alive (raise HostConfig::instances)")]
+    Limit(u32),
     /// The actor layer refused (the node is shutting down).
     #[error(transparent)]
     Otp(#[from] rusm_otp::SpawnError),
@@ -182,6 +187,7 @@ pub(crate) struct HostInner {
     components: wasmtime::component::Linker<process::ProcState>,
     artifacts: RwLock<HashMap<String, Artifact>>,
     pub(crate) config: HostConfig,
+    pub(crate) apps: app::Apps,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -330,6 +336,7 @@ impl Host {
                 components,
                 artifacts: RwLock::new(HashMap::new()),
                 config,
+                apps: app::Apps::default(),
                 ticker_stop: stop,
             }),
         })
@@ -397,17 +404,18 @@ impl Host {
         self.inner.artifact(name)
     }
 
-    /// Starts `artifact` as a process on `node`. Instantiation happens in the process: an
-    /// exhausted pool or a memory cap below the module's minimum is the process's crash
-    /// (`Crashed("instantiate: ...")`), seen by its links and monitors.
+    /// Starts `artifact` as a process on `node`, in the app of `opts.caps` (a new app of
+    /// its own if it names none). Instantiation happens in the process: a memory cap below
+    /// the module's minimum is the process's crash (`Crashed("instantiate: ...")`), seen by
+    /// its links and monitors.
     ///
     /// # Errors
     ///
-    /// [`SpawnError::NoEntry`] if the entry is missing; [`SpawnError::Otp`] if the node
-    /// refuses.
+    /// [`SpawnError::NoEntry`] if the entry is missing; [`SpawnError::Limit`] if the
+    /// host's pool is full; [`SpawnError::Otp`] if the node refuses.
     pub fn spawn(&self, node: &Node, artifact: &Artifact, opts: WasmOpts) -> Result<Pid, SpawnError> {
-        let fut = self.inner.guest(artifact, opts.entry.as_deref(), opts.caps)?;
-        Ok(node.spawn_future("wasm", opts.spawn, fut)?)
+        let (fut, spawn) = self.inner.embedder_guest(artifact, opts)?;
+        Ok(node.spawn_future("wasm", spawn, fut)?)
     }
 
     /// [`Host::spawn`] from inside a process: the link or monitor in `opts.spawn` is to the
@@ -417,8 +425,14 @@ impl Host {
     ///
     /// As [`Host::spawn`].
     pub fn spawn_here(&self, artifact: &Artifact, opts: WasmOpts) -> Result<rusm_otp::Spawned, SpawnError> {
-        let fut = self.inner.guest(artifact, opts.entry.as_deref(), opts.caps)?;
-        Ok(rusm_otp::spawn_future_opt("wasm", opts.spawn, fut)?)
+        let (fut, spawn) = self.inner.embedder_guest(artifact, opts)?;
+        Ok(rusm_otp::spawn_future_opt("wasm", spawn, fut)?)
+    }
+
+    /// Guest processes alive in this host (each holds a pool slot until its store is
+    /// gone).
+    pub fn live_guests(&self) -> usize {
+        self.inner.apps.live()
     }
 }
 
@@ -427,18 +441,40 @@ impl HostInner {
         self.artifacts.read().get(name).cloned()
     }
 
-    /// A guest's process body, boxed once: it holds the store and wasmtime's futures, and
-    /// moving it by value down the spawn path would copy all of that.
+    /// A spawn by the embedder: in the app its caps name, or a new one; only the host's
+    /// pool limits it (an app's process quota binds the spawns its guests make).
+    fn embedder_guest(self: &Arc<Self>, artifact: &Artifact, opts: WasmOpts) -> Result<(std::pin::Pin<Box<process::Body>>, SpawnOpts), SpawnError> {
+        let realm = opts.caps.app_id().unwrap_or_else(Realm::new);
+        let slot = app::Slot::acquire(self, self.apps.get(realm), None).map_err(|e| match e {
+            app::NoSlot::Pool(n) => SpawnError::Limit(n),
+            app::NoSlot::App(_) => unreachable!("no app limit asked"),
+        })?;
+        self.guest(artifact, opts.entry.as_deref(), opts.caps.in_app(realm), slot, opts.spawn)
+    }
+
+    /// A guest's process body, boxed once (it holds the store and wasmtime's futures, and
+    /// moving it by value down the spawn path would copy all of that), and the spawn
+    /// options that contain it: its app, and unless `spawn` sets them, the mailbox bound
+    /// and the timer quota of its caps.
     pub(crate) fn guest(
         self: &Arc<Self>,
         artifact: &Artifact,
         entry: Option<&str>,
         caps: Caps,
-    ) -> Result<std::pin::Pin<Box<process::Body>>, SpawnError> {
-        Ok(match &artifact.inner.compiled {
+        slot: app::Slot,
+        spawn: SpawnOpts,
+    ) -> Result<(std::pin::Pin<Box<process::Body>>, SpawnOpts), SpawnError> {
+        let q = *caps.quota();
+        let spawn = SpawnOpts {
+            realm: Some(slot.app.realm),
+            mailbox_bytes: spawn.mailbox_bytes.or(Some(q.mailbox_bytes)),
+            timer_limit: spawn.timer_limit.or(Some(rusm_otp::TimerLimit { timers: q.timers, bytes: q.timer_bytes })),
+            ..spawn
+        };
+        let body: std::pin::Pin<Box<process::Body>> = match &artifact.inner.compiled {
             Compiled::Module { .. } => {
                 let entry = resolve_entry(artifact, entry)?;
-                Box::pin(process::run(self.clone(), artifact.clone(), caps, entry))
+                Box::pin(process::run(self.clone(), artifact.clone(), caps, slot, entry))
             }
             Compiled::Component { component, entry: default, .. } => {
                 let no_entry = |e: &str| SpawnError::NoEntry { artifact: artifact.name().to_owned(), entry: e.to_owned() };
@@ -446,9 +482,10 @@ impl HostInner {
                     None => default.ok_or_else(|| no_entry("run"))?,
                     Some(name) => component_entry(&self.engine, component, Some(name)).ok_or_else(|| no_entry(name))?,
                 };
-                Box::pin(process::run_component(self.clone(), artifact.clone(), caps, entry))
+                Box::pin(process::run_component(self.clone(), artifact.clone(), caps, slot, entry))
             }
-        })
+        };
+        Ok((body, spawn))
     }
 }
 

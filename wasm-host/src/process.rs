@@ -1,25 +1,21 @@
 //! A guest process: its store's data and the future rusm-sched drives.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use rusm_otp::ExitReason;
 use rusm_otp::stream::{StreamReader, StreamWriter};
-use rusm_otp::{ExitReason, TimerRef};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Extern, Memory, ModuleExport, Store, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::app::Slot;
 use crate::caps::{Caps, Limiter};
+use crate::ops::MAX_REASON;
 use crate::{Artifact, Compiled, ComponentEntry, HostInner};
-
-/// The longest exit reason a guest can produce; longer ones are cut.
-const MAX_REASON: usize = 1024;
-/// Outstanding `send_after` ids a process keeps; past this the oldest are forgotten.
-pub(crate) const MAX_TIMERS: usize = 65_536;
 
 /// One end of a process stream a guest holds by handle.
 pub(crate) enum StreamEnd {
@@ -41,14 +37,18 @@ pub(crate) struct ProcState {
     table: ResourceTable,
     pub(crate) limiter: Limiter,
     pub(crate) memory: Option<Memory>,
-    /// Stream handles: index + 1 is the handle; `None` is a free slot.
+    /// Stream handles: index + 1 is the handle; `None` is a free slot, or one whose end
+    /// a waiting call has taken out.
     pub(crate) streams: Vec<Option<StreamEnd>>,
-    /// Handles closed and free for reuse.
+    /// Handles closed and free for reuse, the last closed first.
     pub(crate) free_streams: Vec<u32>,
+    /// `is_free[i]`: handle `i + 1` is in `free_streams` (so freeing is O(1)).
+    is_free: Vec<bool>,
     /// Writers fed from a p3 guest's `stream<u8>` (`pipes.send-to`).
     pub(crate) pumps: Vec<Arc<parking_lot::Mutex<Option<StreamWriter>>>>,
-    pub(crate) timers: BTreeMap<u64, TimerRef>,
-    pub(crate) next_timer: u64,
+    /// Its place in its app's process count and the host's pool (given back when the
+    /// store, and with it the pool instance, is dropped).
+    pub(crate) slot: Slot,
     /// The part of the last received payload the guest's buffer did not hold.
     pub(crate) rest: Vec<u8>,
     pub(crate) rest_pos: usize,
@@ -74,7 +74,7 @@ pub(crate) fn add_waiter(waiters: &Waiters, w: &std::task::Waker) {
 }
 
 impl ProcState {
-    fn new(host: Arc<HostInner>, artifact: Artifact, caps: Caps) -> ProcState {
+    fn new(host: Arc<HostInner>, artifact: Artifact, caps: Caps, slot: Slot) -> ProcState {
         ProcState {
             limiter: Limiter { cap: caps.memory_limit(), denied: None },
             host,
@@ -86,9 +86,9 @@ impl ProcState {
             memory: None,
             streams: Vec::new(),
             free_streams: Vec::new(),
+            is_free: Vec::new(),
             pumps: Vec::new(),
-            timers: BTreeMap::new(),
-            next_timer: 1,
+            slot,
             rest: Vec::new(),
             rest_pos: 0,
             preemptions: 0,
@@ -116,27 +116,36 @@ impl ProcState {
         rusm_otp::try_self_pid().unwrap_or(rusm_otp::Pid::from_u64(0))
     }
 
-    /// A new handle for `end`: a freed one if any (a slot emptied only while a call waits
-    /// on its stream is not free).
     /// A component's resource table.
     pub(crate) fn table(&mut self) -> &mut ResourceTable {
         &mut self.table
     }
 
+    /// A new handle for `end`: the last freed one if any (a slot emptied only while a
+    /// call waits on its stream is not free). The caller checks the handle quota
+    /// (`ops::stream_open`, `ops::accept_reader`).
     pub(crate) fn add_stream(&mut self, end: StreamEnd) -> u32 {
         if let Some(h) = self.free_streams.pop() {
+            self.is_free[h as usize - 1] = false;
             self.streams[h as usize - 1] = Some(end);
             return h;
         }
         self.streams.push(Some(end));
+        self.is_free.push(false);
         self.streams.len() as u32
+    }
+
+    /// Handles open now (an end taken out by a waiting call counts).
+    pub(crate) fn open_streams(&self) -> usize {
+        self.streams.len() - self.free_streams.len()
     }
 
     /// Frees handle `h` for reuse (its end already taken or dropped).
     pub(crate) fn free_stream(&mut self, h: u32) {
-        let Some(slot) = (h as usize).checked_sub(1).and_then(|i| self.streams.get_mut(i)) else { return };
-        *slot = None;
-        if !self.free_streams.contains(&h) {
+        let Some(i) = (h as usize).checked_sub(1).filter(|&i| i < self.streams.len()) else { return };
+        self.streams[i] = None;
+        if !self.is_free[i] {
+            self.is_free[i] = true;
             self.free_streams.push(h);
         }
     }
@@ -179,18 +188,18 @@ impl Future for YieldOnce {
 pub(crate) type Body = dyn Future<Output = ExitReason> + Send;
 
 /// The process body: instantiate, call the entry, turn the outcome into an exit reason.
-pub(crate) async fn run(host: Arc<HostInner>, artifact: Artifact, caps: Caps, entry: ModuleExport) -> ExitReason {
+pub(crate) async fn run(host: Arc<HostInner>, artifact: Artifact, caps: Caps, slot: Slot, entry: ModuleExport) -> ExitReason {
     let Compiled::Module { pre, memory, uses_wasi, .. } = &artifact.inner.compiled else {
         return ExitReason::Crashed("not a core module".into());
     };
-    let mut store = new_store(host, &artifact, caps);
+    let mut store = new_store(host, &artifact, caps, slot);
     if *uses_wasi {
         // Build the context before the guest runs, outside its time slice.
         store.data_mut().wasi();
     }
     let instance = match pre.instantiate_async(&mut store).await {
         Ok(i) => i,
-        Err(e) => return crashed(&format!("instantiate{}: ", map_note(&e)), &e),
+        Err(e) => return instantiate_failed(&e),
     };
     if let Some(m) = memory {
         let mem = instance.get_module_export(&mut store, m).and_then(Extern::into_memory);
@@ -212,9 +221,9 @@ pub(crate) async fn run(host: Arc<HostInner>, artifact: Artifact, caps: Caps, en
 
 /// A store for one guest: its limiter, and an epoch deadline that yields to the
 /// scheduler at every tick.
-fn new_store(host: Arc<HostInner>, artifact: &Artifact, caps: Caps) -> Store<ProcState> {
+fn new_store(host: Arc<HostInner>, artifact: &Artifact, caps: Caps, slot: Slot) -> Store<ProcState> {
     let engine = host.engine.clone();
-    let mut store = Store::new(&engine, ProcState::new(host, artifact.clone(), caps));
+    let mut store = Store::new(&engine, ProcState::new(host, artifact.clone(), caps, slot));
     store.limiter(|s| &mut s.limiter);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|mut cx| {
@@ -225,14 +234,15 @@ fn new_store(host: Arc<HostInner>, artifact: &Artifact, caps: Caps) -> Store<Pro
 }
 
 /// A component's process body: instantiate through its `InstancePre`, call the entry.
-pub(crate) async fn run_component(host: Arc<HostInner>, artifact: Artifact, caps: Caps, entry: ComponentEntry) -> ExitReason {
+pub(crate) async fn run_component(host: Arc<HostInner>, artifact: Artifact, caps: Caps, slot: Slot, entry: ComponentEntry) -> ExitReason {
     let Compiled::Component { pre, .. } = &artifact.inner.compiled else {
         return ExitReason::Crashed("not a component".into());
     };
-    let mut store = new_store(host, &artifact, caps);
+    let network = caps.has_network();
+    let mut store = new_store(host, &artifact, caps, slot);
     let instance = match pre.instantiate_async(&mut store).await {
         Ok(i) => i,
-        Err(e) => return crashed(&format!("instantiate{}: ", map_note(&e)), &e),
+        Err(e) => return instantiate_failed(&e),
     };
     let outcome: wasmtime::Result<ExitReason> = async {
         match entry {
@@ -246,7 +256,7 @@ pub(crate) async fn run_component(host: Arc<HostInner>, artifact: Artifact, caps
                 let waiters = store.data_mut().waiters();
                 // Boxed: its future is the largest of the four, and a p2 guest's body would
                 // carry that space for its whole life (1.3 KB of a parked component).
-                Box::pin(signals_wake(waiters, store.run_concurrent(async |acc| f.call_concurrent(acc, ()).await))).await??;
+                Box::pin(signals_wake(waiters, network, store.run_concurrent(async |acc| f.call_concurrent(acc, ()).await))).await??;
                 Ok(ExitReason::Normal)
             }
             ComponentEntry::CliRun(idx) => {
@@ -257,7 +267,7 @@ pub(crate) async fn run_component(host: Arc<HostInner>, artifact: Artifact, caps
             ComponentEntry::CliRunAsync(idx) => {
                 let f = instance.get_typed_func::<(), (Result<(), ()>,)>(&mut store, &idx)?;
                 let waiters = store.data_mut().waiters();
-                let (r,) = Box::pin(signals_wake(waiters, store.run_concurrent(async |acc| f.call_concurrent(acc, ()).await))).await??;
+                let (r,) = Box::pin(signals_wake(waiters, network, store.run_concurrent(async |acc| f.call_concurrent(acc, ()).await))).await??;
                 Ok(cli_exit(r))
             }
         }
@@ -272,7 +282,10 @@ pub(crate) async fn run_component(host: Arc<HostInner>, artifact: Artifact, caps
 /// The waker rusm-otp holds is [`ProcessWake`]: when it fires (a message, a signal), the
 /// tasks waiting in `mailbox` calls (`waiters`) are woken before the loop is polled, so
 /// each looks at the mailbox again.
-async fn signals_wake<F: Future>(waiters: Waiters, fut: F) -> F::Output {
+///
+/// With `network` granted, each poll runs inside wasmtime-wasi's ambient Tokio runtime:
+/// its 0.3 socket calls (name lookup, connect) need one and would panic without it.
+async fn signals_wake<F: Future>(waiters: Waiters, network: bool, fut: F) -> F::Output {
     let mut fut = std::pin::pin!(fut);
     let wake = Arc::new(ProcessWake::default());
     let waker = std::task::Waker::from(wake.clone());
@@ -282,7 +295,11 @@ async fn signals_wake<F: Future>(waiters: Waiters, fut: F) -> F::Output {
                 w.wake();
             }
         }
-        let r = fut.as_mut().poll(cx);
+        let r = if network {
+            wasmtime_wasi::runtime::with_ambient_tokio_runtime(|| fut.as_mut().poll(cx))
+        } else {
+            fut.as_mut().poll(cx)
+        };
         if r.is_pending() {
             let mut outer = wake.outer.lock();
             if !outer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
@@ -347,6 +364,16 @@ fn finish(store: &mut Store<ProcState>, reason: ExitReason) -> ExitReason {
         }
     }
     reason
+}
+
+/// Why a failed instantiation ends the process: a start function's `proc_exit(n)` is
+/// `exit status n` (0: normal), as from the entry; anything else is a crash that names
+/// instantiation (and, for want of memory mappings, the limit).
+fn instantiate_failed(e: &wasmtime::Error) -> ExitReason {
+    if e.downcast_ref::<wasmtime_wasi::I32Exit>().is_some() {
+        return exit_reason(e);
+    }
+    crashed(&format!("instantiate{}: ", map_note(e)), e)
 }
 
 /// An instantiation that failed for want of memory mappings names the limit.

@@ -28,6 +28,11 @@ pub struct TimerKey {
     generation: u32,
 }
 
+impl TimerKey {
+    /// A timer past the wheel's horizon: never fires, always pending, in no slot.
+    pub(crate) const NEVER: TimerKey = TimerKey { index: u32::MAX, generation: u32::MAX };
+}
+
 #[derive(Debug)]
 struct Entry<T> {
     deadline: u64,
@@ -122,7 +127,9 @@ impl<T> Wheel<T> {
 
     /// Is this timer still pending?
     pub(crate) fn contains(&self, key: TimerKey) -> bool {
-        self.entries
+        key == TimerKey::NEVER
+            || self
+                .entries
             .get(key.index as usize)
             .is_some_and(|e| e.generation == key.generation && e.value.is_some())
     }

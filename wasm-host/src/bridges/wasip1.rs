@@ -14,11 +14,12 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use rusm_otp::stream::{self, StreamWriter};
-use rusm_otp::{ExitReason, Message, MonitorRef, Pid, ProcessStatus, Received, SpawnOpts};
+use rusm_otp::stream::StreamWriter;
+use rusm_otp::{ExitReason, Message, MonitorRef, Pid, ProcessStatus, Received};
 use wasmtime::{Caller, Linker, Memory, Result};
 
-use crate::process::{MAX_TIMERS, ProcState, StreamEnd};
+use crate::ops::{self, Refusal};
+use crate::process::{ProcState, StreamEnd};
 
 mod poll;
 
@@ -40,12 +41,17 @@ pub mod abi {
     pub const CLOSED: i32 = 6;
     /// The writer crashed: the stream ends abnormally.
     pub const ABORTED: i32 = 7;
-    /// A host limit refused (the node is shutting down, a table is full).
+    /// A quota or host limit refused: the caller's (timers, stream handles, its app's
+    /// processes), the receiver's (a full mailbox), or the host's (its pool is full, the
+    /// node is shutting down).
     pub const LIMIT: i32 = 8;
     /// The output buffer is too small; the needed size was written.
     pub const TOO_SMALL: i32 = 9;
     /// An argument has a value the function does not take.
     pub const INVALID: i32 = 10;
+    /// The process is outside the caller's app, and its profile reaches only its own app
+    /// (`docs/SECURITY.md`).
+    pub const DENIED: i32 = 11;
 
     /// Item kind: a message of bytes.
     pub const KIND_MESSAGE: u32 = 1;
@@ -70,7 +76,7 @@ pub mod abi {
     /// Size of the fixed part of the record `info` writes.
     pub const INFO_HEADER: usize = 56;
     /// The longest exit reason `exit` takes, in bytes.
-    pub const MAX_REASON: usize = 1024;
+    pub const MAX_REASON: usize = crate::ops::MAX_REASON;
     /// The largest chunk one stream call moves.
     pub const STREAM_CHUNK: usize = 64 << 10;
 }
@@ -83,20 +89,31 @@ fn trap(func: &str, why: impl std::fmt::Display) -> wasmtime::Error {
     wasmtime::Error::msg(format!("rusm.{func}: {why}"))
 }
 
-fn memory(caller: &C<'_>, func: &str) -> Result<Memory> {
-    caller.data().memory.ok_or_else(|| trap(func, "the module exports no memory named `memory`"))
+fn memory(caller: &mut C<'_>, func: &str) -> Result<Memory> {
+    find_memory(caller).ok_or_else(|| trap(func, "the module exports no memory named `memory`"))
+}
+
+/// The guest's `memory` export: found at instantiation, or (for a call from a start
+/// function, which runs before instantiation ends) looked up through the caller, once.
+fn find_memory(caller: &mut C<'_>) -> Option<Memory> {
+    if let Some(m) = caller.data().memory {
+        return Some(m);
+    }
+    let m = caller.get_export("memory").and_then(wasmtime::Extern::into_memory)?;
+    caller.data_mut().memory = Some(m);
+    Some(m)
 }
 
 /// The guest range `ptr..ptr+len`, or a trap naming the call.
-fn range(caller: &C<'_>, func: &str, ptr: i32, len: usize) -> Result<Range<usize>> {
+fn range(caller: &mut C<'_>, func: &str, ptr: i32, len: usize) -> Result<Range<usize>> {
     guest_range(caller, ptr, len, |why| trap(func, why))
 }
 
 /// The guest range `ptr..ptr+len`, or the trap `fail` makes of what is wrong (no memory,
 /// or the range leaves it).
-fn guest_range(caller: &C<'_>, ptr: i32, len: usize, fail: impl Fn(String) -> wasmtime::Error) -> Result<Range<usize>> {
-    let mem = caller.data().memory.ok_or_else(|| fail("the module exports no memory named `memory`".into()))?;
-    let size = mem.data_size(caller);
+fn guest_range(caller: &mut C<'_>, ptr: i32, len: usize, fail: impl Fn(String) -> wasmtime::Error) -> Result<Range<usize>> {
+    let mem = find_memory(caller).ok_or_else(|| fail("the module exports no memory named `memory`".into()))?;
+    let size = mem.data_size(&*caller);
     let start = ptr as u32 as usize;
     match start.checked_add(len) {
         Some(end) if end <= size => Ok(start..end),
@@ -214,7 +231,7 @@ fn deliver(caller: &mut C<'_>, func: &str, item: Received, buf: i32, cap: usize,
         }
         Received::Stream(r) => {
             let from = r.from().to_u64();
-            let h = caller.data_mut().add_stream(StreamEnd::Reader(r));
+            let Ok(h) = ops::accept_reader(caller.data_mut(), r) else { return Ok(LIMIT) };
             (KIND_STREAM, Vec::new(), from, u64::from(h))
         }
         Received::Timeout => return Ok(TIMEOUT),
@@ -260,6 +277,19 @@ fn stream_error(e: &std::io::Error) -> i32 {
     }
 }
 
+/// A host-core outcome as the raw ABI's status code.
+fn code<T>(r: std::result::Result<T, Refusal>) -> i32 {
+    match r {
+        Ok(_) => OK,
+        Err(Refusal::NoProc) => NOPROC,
+        Err(Refusal::Denied) => DENIED,
+        Err(Refusal::Limit) => LIMIT,
+        Err(Refusal::NotFound) => NOT_FOUND,
+        Err(Refusal::Taken) => TAKEN,
+        Err(Refusal::Invalid) => INVALID,
+    }
+}
+
 /// Adds WASI preview1 and the `rusm` module to `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
     wasmtime_wasi::p1::add_to_linker_async(linker, ProcState::wasi)?;
@@ -271,15 +301,14 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
 
     linker.func_wrap(m, "send", |mut c: C<'_>, to: i64, ptr: i32, len: i32| -> Result<i32> {
         let msg = read_bytes(&mut c, "send", ptr, len)?;
-        rusm_otp::send(pid(to), msg);
-        Ok(OK)
+        Ok(code(ops::send(pid(to), msg)))
     })?;
 
     linker.func_wrap_async(m, "receive", |mut c: C<'_>, (buf, cap, timeout_ms, info): (i32, i32, i64, i32)| {
         Box::new(async move {
             let cap = len_arg("receive", cap)?;
-            range(&c, "receive", buf, cap)?;
-            range(&c, "receive", info, ITEM_SIZE)?;
+            range(&mut c, "receive", buf, cap)?;
+            range(&mut c, "receive", info, ITEM_SIZE)?;
             match recv(Filter::any(), timeout_ms).await {
                 Some(item) => deliver(&mut c, "receive", item, buf, cap, info),
                 None => Ok(TIMEOUT),
@@ -299,8 +328,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
                 }
                 let tag = read_bytes(&mut c, f, tag, tag_len)?;
                 let cap = len_arg(f, cap)?;
-                range(&c, f, buf, cap)?;
-                range(&c, f, info, ITEM_SIZE)?;
+                range(&mut c, f, buf, cap)?;
+                range(&mut c, f, info, ITEM_SIZE)?;
                 let filter = Filter { kinds, tag, monitor: monitor as u64 };
                 match recv(filter, timeout_ms).await {
                     Some(item) => deliver(&mut c, f, item, buf, cap, info),
@@ -312,7 +341,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
 
     linker.func_wrap(m, "read_rest", |mut c: C<'_>, buf: i32, cap: i32| -> Result<i32> {
         let cap = len_arg("read_rest", cap)?;
-        range(&c, "read_rest", buf, cap)?;
+        range(&mut c, "read_rest", buf, cap)?;
         let st = c.data_mut();
         let rest = std::mem::take(&mut st.rest);
         let from = st.rest_pos.min(rest.len());
@@ -326,8 +355,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
 
     linker.func_wrap(m, "list_processes", |mut c: C<'_>, buf: i32, cap: i32| -> Result<i32> {
         let cap = len_arg("list_processes", cap)?;
-        let r = range(&c, "list_processes", buf, cap.checked_mul(8).ok_or_else(|| trap("list_processes", "capacity too large"))?)?;
-        let pids = rusm_otp::processes();
+        let r = range(&mut c, "list_processes", buf, cap.checked_mul(8).ok_or_else(|| trap("list_processes", "capacity too large"))?)?;
+        let pids = ops::list_processes(c.data());
         let n = pids.len().min(cap);
         let mut out = Vec::with_capacity(n * 8);
         for p in &pids[..n] {
@@ -340,9 +369,12 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
     linker.func_wrap(m, "info", |mut c: C<'_>, who: i64, buf: i32, cap: i32, out_len: i32| -> Result<i32> {
         let f = "info";
         let cap = len_arg(f, cap)?;
-        range(&c, f, buf, cap)?;
-        range(&c, f, out_len, 4)?;
-        let Some(i) = rusm_otp::info(pid(who)) else { return Ok(NOPROC) };
+        range(&mut c, f, buf, cap)?;
+        range(&mut c, f, out_len, 4)?;
+        let i = match ops::info(c.data(), pid(who)) {
+            Ok(i) => i,
+            Err(r) => return Ok(code::<()>(Err(r))),
+        };
         let label = i.label.unwrap_or_default();
         let name = i.name.unwrap_or_default();
         let kind = i.kind;
@@ -374,28 +406,17 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
 
     linker.func_wrap(m, "is_alive", |_: C<'_>, who: i64| -> i32 { i32::from(rusm_otp::is_alive(pid(who))) })?;
 
-    linker.func_wrap(m, "kill", |_: C<'_>, who: i64| -> i32 {
-        let alive = rusm_otp::is_alive(pid(who));
-        rusm_otp::kill(pid(who));
-        if alive { OK } else { NOPROC }
-    })?;
+    linker.func_wrap(m, "kill", |c: C<'_>, who: i64| -> i32 { code(ops::kill(c.data(), pid(who))) })?;
 
     linker.func_wrap(m, "exit", |mut c: C<'_>, who: i64, ptr: i32, len: i32| -> Result<i32> {
         if len_arg("exit", len)? > MAX_REASON {
             return Ok(INVALID);
         }
         let text = read_str(&mut c, "exit", ptr, len)?;
-        let alive = rusm_otp::is_alive(pid(who));
-        rusm_otp::exit(pid(who), ExitReason::from_text(&text));
-        Ok(if alive { OK } else { NOPROC })
+        Ok(code(ops::exit(c.data(), pid(who), ExitReason::from_text(&text))))
     })?;
 
-    linker.func_wrap(m, "link", |_: C<'_>, who: i64| -> i32 {
-        match rusm_otp::link(pid(who)) {
-            Ok(()) => OK,
-            Err(_) => NOPROC,
-        }
-    })?;
+    linker.func_wrap(m, "link", |c: C<'_>, who: i64| -> i32 { code(ops::link(c.data(), pid(who))) })?;
 
     linker.func_wrap(m, "unlink", |_: C<'_>, who: i64| -> i32 {
         rusm_otp::unlink(pid(who));
@@ -412,16 +433,12 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
 
     linker.func_wrap(m, "register", |mut c: C<'_>, ptr: i32, len: i32, who: i64| -> Result<i32> {
         let name = read_str(&mut c, "register", ptr, len)?;
-        Ok(match rusm_otp::register(&name, pid(who)) {
-            Ok(()) => OK,
-            Err(rusm_otp::RegisterError::NoProc) => NOPROC,
-            Err(_) => TAKEN,
-        })
+        Ok(code(ops::register(c.data(), &name, pid(who))))
     })?;
 
     linker.func_wrap(m, "whereis", |mut c: C<'_>, ptr: i32, len: i32, out: i32| -> Result<i32> {
         let name = read_str(&mut c, "whereis", ptr, len)?;
-        range(&c, "whereis", out, 8)?;
+        range(&mut c, "whereis", out, 8)?;
         match rusm_otp::whereis(&name) {
             Some(p) => {
                 write_bytes(&mut c, "whereis", out, &p.to_u64().to_le_bytes())?;
@@ -433,7 +450,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
 
     linker.func_wrap(m, "unregister", |mut c: C<'_>, ptr: i32, len: i32| -> Result<i32> {
         let name = read_str(&mut c, "unregister", ptr, len)?;
-        Ok(if rusm_otp::unregister(&name) { OK } else { NOT_FOUND })
+        Ok(code(ops::unregister(c.data(), &name)))
     })?;
 
     linker.func_wrap(m, "set_label", |mut c: C<'_>, ptr: i32, len: i32| -> Result<i32> {
@@ -442,71 +459,59 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
         Ok(OK)
     })?;
 
-    linker.func_wrap(
+    linker.func_wrap_async(
         m,
         "spawn",
-        |mut c: C<'_>, name: i32, name_len: i32, msg: i32, msg_len: i32, flags: i32, out: i32| -> Result<i32> {
-            let f = "spawn";
-            let name = read_str(&mut c, f, name, name_len)?;
-            let msg = read_bytes(&mut c, f, msg, msg_len)?;
-            range(&c, f, out, 16)?;
-            if flags & !(SPAWN_LINK | SPAWN_MONITOR) != 0 {
-                return Ok(INVALID);
-            }
-            let host = c.data().host.clone();
-            let Some(art) = host.artifact(&name) else { return Ok(NOT_FOUND) };
-            let caps = c.data().caps.for_child();
-            let Ok(fut) = host.guest(&art, None, caps) else { return Ok(NOT_FOUND) };
-            let opts = SpawnOpts { link: flags & SPAWN_LINK != 0, monitor: flags & SPAWN_MONITOR != 0, ..SpawnOpts::default() };
-            let Ok(s) = rusm_otp::spawn_future_opt("wasm", opts, fut) else { return Ok(LIMIT) };
-            if !msg.is_empty() {
-                rusm_otp::send(s.pid, msg);
-            }
-            let mut rec = [0u8; 16];
-            rec[..8].copy_from_slice(&s.pid.to_u64().to_le_bytes());
-            rec[8..].copy_from_slice(&s.monitor.map_or(0, MonitorRef::to_u64).to_le_bytes());
-            write_bytes(&mut c, f, out, &rec)?;
-            Ok(OK)
+        |mut c: C<'_>, (name, name_len, msg, msg_len, flags, out): (i32, i32, i32, i32, i32, i32)| {
+            Box::new(async move {
+                let f = "spawn";
+                let name = read_str(&mut c, f, name, name_len)?;
+                let msg = read_bytes(&mut c, f, msg, msg_len)?;
+                range(&mut c, f, out, 16)?;
+                if flags & !(SPAWN_LINK | SPAWN_MONITOR) != 0 {
+                    return Ok(INVALID);
+                }
+                let msg = (!msg.is_empty()).then_some(msg);
+                let s = match ops::spawn(c.data_mut(), &name, flags & SPAWN_LINK != 0, flags & SPAWN_MONITOR != 0, msg).await {
+                    Ok(s) => s,
+                    Err(r) => return Ok(code::<()>(Err(r))),
+                };
+                let mut rec = [0u8; 16];
+                rec[..8].copy_from_slice(&s.pid.to_u64().to_le_bytes());
+                rec[8..].copy_from_slice(&s.monitor.map_or(0, MonitorRef::to_u64).to_le_bytes());
+                write_bytes(&mut c, f, out, &rec)?;
+                Ok(OK)
+            })
         },
     )?;
 
     linker.func_wrap(m, "send_after", |mut c: C<'_>, to: i64, ptr: i32, len: i32, delay_ms: i64| -> Result<i64> {
         let msg = read_bytes(&mut c, "send_after", ptr, len)?;
-        let t = rusm_otp::send_after(Duration::from_millis(delay_ms.max(0) as u64), pid(to), msg);
-        let st = c.data_mut();
-        let id = st.next_timer;
-        st.next_timer += 1;
-        st.timers.insert(id, t);
-        if st.timers.len() > MAX_TIMERS {
-            st.timers.pop_first();
-        }
-        Ok(id as i64)
+        // A negative delay is 0; the id is never 0 or negative, so a negative result is a
+        // refusal (-LIMIT).
+        Ok(match ops::send_after(pid(to), msg, delay_ms.max(0) as u64) {
+            Ok(id) => id as i64,
+            Err(_) => -i64::from(LIMIT),
+        })
     })?;
 
-    linker.func_wrap(m, "cancel_timer", |mut c: C<'_>, id: i64| -> i32 {
-        match c.data_mut().timers.remove(&(id as u64)) {
-            Some(t) => i32::from(rusm_otp::cancel_timer(t)),
-            None => 0,
-        }
-    })?;
+    linker.func_wrap(m, "cancel_timer", |_: C<'_>, id: i64| -> i32 { i32::from(ops::cancel_timer(id as u64)) })?;
 
     linker.func_wrap_async(m, "sleep", |_: C<'_>, (ms,): (i64,)| {
         Box::new(async move {
-            let mut sleep = rusm_sched::Sleep::new(Duration::from_millis(ms.max(0) as u64));
-            watched(|cx| Pin::new(&mut sleep).poll(cx)).await;
+            ops::sleep(ms.max(0) as u64).await;
             OK
         })
     })?;
 
     linker.func_wrap(m, "stream_open", |mut c: C<'_>, to: i64, out: i32| -> Result<i32> {
-        range(&c, "stream_open", out, 4)?;
-        match stream::open(pid(to)) {
-            Ok(w) => {
-                let h = c.data_mut().add_stream(StreamEnd::Writer(w));
+        range(&mut c, "stream_open", out, 4)?;
+        match ops::stream_open(c.data_mut(), pid(to)) {
+            Ok(h) => {
                 write_bytes(&mut c, "stream_open", out, &h.to_le_bytes())?;
                 Ok(OK)
             }
-            Err(_) => Ok(NOPROC),
+            Err(r) => Ok(code::<()>(Err(r))),
         }
     })?;
 
@@ -515,7 +520,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
             let f = "stream_write";
             let len = len_arg(f, len)?.min(STREAM_CHUNK);
             let data = read_bytes(&mut c, f, ptr, len as i32)?;
-            range(&c, f, out, 4)?;
+            range(&mut c, f, out, 4)?;
             let w: StreamWriter = match take_stream(&mut c, h) {
                 Some(StreamEnd::Writer(w)) => w,
                 Some(other) => {
@@ -540,8 +545,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
         Box::new(async move {
             let f = "stream_read";
             let cap = len_arg(f, cap)?;
-            range(&c, f, ptr, cap)?;
-            range(&c, f, out, 4)?;
+            range(&mut c, f, ptr, cap)?;
+            range(&mut c, f, out, 4)?;
             if cap == 0 {
                 // Zero bytes read means end of stream: a zero-byte buffer cannot ask.
                 return Ok(INVALID);
@@ -587,13 +592,13 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
     linker.func_wrap_async(m, "stream_accept", |mut c: C<'_>, (timeout_ms, out_handle, out_from): (i64, i32, i32)| {
         Box::new(async move {
             let f = "stream_accept";
-            range(&c, f, out_handle, 4)?;
-            range(&c, f, out_from, 8)?;
+            range(&mut c, f, out_handle, 4)?;
+            range(&mut c, f, out_from, 8)?;
             let filter = Filter::streams();
             match recv(filter, timeout_ms).await {
                 Some(Received::Stream(r)) => {
                     let from = r.from().to_u64();
-                    let h = c.data_mut().add_stream(StreamEnd::Reader(r));
+                    let Ok(h) = ops::accept_reader(c.data_mut(), r) else { return Ok(LIMIT) };
                     write_bytes(&mut c, f, out_handle, &h.to_le_bytes())?;
                     write_bytes(&mut c, f, out_from, &from.to_le_bytes())?;
                     Ok(OK)

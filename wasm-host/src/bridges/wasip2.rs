@@ -16,13 +16,14 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use rusm_otp::stream;
-use rusm_otp::{ExitReason, Message, MonitorRef, Pid, ProcessStatus, Received, SpawnOpts};
+use rusm_otp::{ExitReason, Message, MonitorRef, Pid, ProcessStatus, Received};
 use wasmtime::component::{HasSelf, Linker, Resource};
 use wasmtime::{Error, Result};
 
 use super::wasip1::{Filter, recv, watched};
 use crate::abi::{KIND_DOWN, KIND_EXIT, KIND_MESSAGE, KIND_OPAQUE, KIND_STREAM, STREAM_CHUNK};
-use crate::process::{MAX_TIMERS, ProcState, StreamEnd};
+use crate::ops::{self, Refusal};
+use crate::process::{ProcState, StreamEnd};
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -182,28 +183,37 @@ pub(crate) fn filter_of(func: &str, filter: actor::Filter) -> Result<Filter> {
 }
 
 impl ProcState {
-    /// A `reader` handle, owned by the guest, for a stream opened to it.
-    pub(crate) fn reader(&mut self, r: stream::StreamReader) -> Resource<ReaderRes> {
-        Resource::new_own(self.add_stream(StreamEnd::Reader(r)))
+    /// A `reader` handle, owned by the guest, for a stream opened to it. Traps (`func`
+    /// names the call) if the guest holds its quota of handles: the stream is dropped.
+    pub(crate) fn reader(&mut self, func: &str, r: stream::StreamReader) -> Result<Resource<ReaderRes>> {
+        match ops::accept_reader(self, r) {
+            Ok(h) => Ok(Resource::new_own(h)),
+            Err(_) => Err(trap(
+                func,
+                format!("a stream arrived while this process holds its quota of {} stream handles: close some first", self.caps.quota().streams),
+            )),
+        }
     }
 
     /// A mailbox item as the guest sees it; a stream becomes a `reader` handle it owns.
-    pub(crate) fn item(&mut self, r: Received) -> Option<Item> {
-        Some(match r {
+    pub(crate) fn item(&mut self, r: Received) -> Result<Option<Item>> {
+        Ok(Some(match r {
             Received::Message(Message::Bytes(b)) => Item::Message(b),
             Received::Message(Message::Value(_)) => Item::Opaque,
             Received::Exit { from, reason } => Item::Exit(actor::ExitSignal { source: from.to_u64(), reason: to_wit(&reason) }),
             Received::Down { monitor, pid, reason } => {
                 Item::Down(actor::Down { monitor: monitor.to_u64(), pid: pid.to_u64(), reason: to_wit(&reason) })
             }
-            Received::Stream(r) => Item::Stream(self.reader(r)),
-            Received::Timeout => return None,
-        })
+            Received::Stream(r) => Item::Stream(self.reader("actor.receive", r)?),
+            Received::Timeout => return Ok(None),
+        }))
     }
 
-    async fn receive_with(&mut self, filter: Filter, timeout_ms: i64) -> Option<Item> {
-        let r = recv(filter, timeout_ms).await?;
-        self.item(r)
+    async fn receive_with(&mut self, filter: Filter, timeout_ms: i64) -> Result<Option<Item>> {
+        match recv(filter, timeout_ms).await {
+            Some(r) => self.item(r),
+            None => Ok(None),
+        }
     }
 
     /// The stream end behind handle `rep`, taken out of the table while a call waits
@@ -231,47 +241,50 @@ fn stream_error(e: &std::io::Error) -> StreamError {
 
 impl types::Host for ProcState {}
 
+/// A process-acting call's refusal as the WIT `process-error`.
+fn process_error(r: Refusal) -> actor::ProcessError {
+    match r {
+        Refusal::Denied => actor::ProcessError::Denied,
+        _ => actor::ProcessError::Noproc,
+    }
+}
+
 impl actor::Host for ProcState {
     async fn self_pid(&mut self) -> Result<u64> {
         Ok(rusm_otp::self_pid().to_u64())
     }
 
-    async fn send(&mut self, to: u64, msg: Vec<u8>) -> Result<()> {
-        rusm_otp::send(pid(to), msg);
-        Ok(())
+    async fn send(&mut self, to: u64, msg: Vec<u8>) -> Result<Result<(), actor::LimitError>> {
+        Ok(ops::send(pid(to), msg).map_err(|_| actor::LimitError::Limit))
     }
 
     async fn receive(&mut self) -> Result<Item> {
         loop {
-            if let Some(item) = self.receive_with(Filter::any(), -1).await {
+            if let Some(item) = self.receive_with(Filter::any(), -1).await? {
                 return Ok(item);
             }
         }
     }
 
     async fn receive_timeout(&mut self, timeout: u64) -> Result<Option<Item>> {
-        Ok(self.receive_with(Filter::any(), timeout_ms(Some(timeout))).await)
+        self.receive_with(Filter::any(), timeout_ms(Some(timeout))).await
     }
 
     async fn receive_match(&mut self, filter: actor::Filter, timeout: Option<u64>) -> Result<Option<Item>> {
         let f = filter_of("actor.receive-match", filter)?;
-        Ok(self.receive_with(f, timeout_ms(timeout)).await)
+        self.receive_with(f, timeout_ms(timeout)).await
     }
 
     async fn spawn(&mut self, name: String, opts: actor::SpawnOptions) -> Result<Result<actor::Spawned, actor::SpawnError>> {
-        let host = self.host.clone();
-        let Some(art) = host.artifact(&name) else { return Ok(Err(actor::SpawnError::NotFound)) };
-        let Ok(fut) = host.guest(&art, None, self.caps.for_child()) else { return Ok(Err(actor::SpawnError::NotFound)) };
-        let so = SpawnOpts { link: opts.link, monitor: opts.monitor, ..SpawnOpts::default() };
-        let Ok(s) = rusm_otp::spawn_future_opt("wasm", so, fut) else { return Ok(Err(actor::SpawnError::Limit)) };
-        if let Some(msg) = opts.message {
-            rusm_otp::send(s.pid, msg);
-        }
-        Ok(Ok(actor::Spawned { pid: s.pid.to_u64(), monitor: s.monitor.map(MonitorRef::to_u64) }))
+        Ok(match ops::spawn(self, &name, opts.link, opts.monitor, opts.message).await {
+            Ok(s) => Ok(actor::Spawned { pid: s.pid.to_u64(), monitor: s.monitor.map(MonitorRef::to_u64) }),
+            Err(Refusal::NotFound) => Err(actor::SpawnError::NotFound),
+            Err(_) => Err(actor::SpawnError::Limit),
+        })
     }
 
-    async fn link(&mut self, p: u64) -> Result<Result<(), actor::LinkError>> {
-        Ok(rusm_otp::link(pid(p)).map_err(|_| actor::LinkError::Noproc))
+    async fn link(&mut self, p: u64) -> Result<Result<(), actor::ProcessError>> {
+        Ok(ops::link(self, pid(p)).map_err(process_error))
     }
 
     async fn unlink(&mut self, p: u64) -> Result<()> {
@@ -291,26 +304,24 @@ impl actor::Host for ProcState {
         Ok(rusm_otp::trap_exit(on))
     }
 
-    async fn exit(&mut self, p: u64, reason: WitReason) -> Result<bool> {
-        let reason = from_wit(reason);
-        if let ExitReason::Crashed(s) | ExitReason::Other(s) | ExitReason::ShutdownWith(s) = &reason
-            && s.len() > crate::abi::MAX_REASON
-        {
-            return Err(trap("actor.exit", format!("a reason of {} bytes (at most {})", s.len(), crate::abi::MAX_REASON)));
+    async fn exit(&mut self, p: u64, reason: WitReason) -> Result<Result<(), actor::ProcessError>> {
+        match ops::exit(self, pid(p), from_wit(reason)) {
+            Err(Refusal::Invalid) => Err(trap("actor.exit", format!("a reason over {} bytes", ops::MAX_REASON))),
+            r => Ok(r.map_err(process_error)),
         }
-        let alive = rusm_otp::is_alive(pid(p));
-        rusm_otp::exit(pid(p), reason);
-        Ok(alive)
     }
 
     async fn list_processes(&mut self) -> Result<Vec<u64>> {
-        Ok(rusm_otp::processes().iter().map(|p| p.to_u64()).collect())
+        Ok(ops::list_processes(self).iter().map(|p| p.to_u64()).collect())
     }
 
-    async fn info(&mut self, p: u64) -> Result<Option<actor::ProcessInfo>> {
-        let Some(i) = rusm_otp::info(pid(p)) else { return Ok(None) };
+    async fn info(&mut self, p: u64) -> Result<Result<actor::ProcessInfo, actor::ProcessError>> {
+        let i = match ops::info(self, pid(p)) {
+            Ok(i) => i,
+            Err(r) => return Ok(Err(process_error(r))),
+        };
         let pids = |v: &[Pid]| v.iter().map(|p| p.to_u64()).collect::<Vec<_>>();
-        Ok(Some(actor::ProcessInfo {
+        Ok(Ok(actor::ProcessInfo {
             pid: i.pid.to_u64(),
             label: i.label.clone(),
             name: i.name.clone(),
@@ -334,26 +345,27 @@ impl actor::Host for ProcState {
         Ok(rusm_otp::is_alive(pid(p)))
     }
 
-    async fn kill(&mut self, p: u64) -> Result<bool> {
-        let alive = rusm_otp::is_alive(pid(p));
-        rusm_otp::kill(pid(p));
-        Ok(alive)
+    async fn kill(&mut self, p: u64) -> Result<Result<(), actor::ProcessError>> {
+        Ok(ops::kill(self, pid(p)).map_err(process_error))
     }
 
     async fn register(&mut self, name: String, p: u64) -> Result<Result<(), actor::RegisterError>> {
-        Ok(match rusm_otp::register(&name, pid(p)) {
-            Ok(()) => Ok(()),
-            Err(rusm_otp::RegisterError::NoProc) => Err(actor::RegisterError::Noproc),
-            Err(_) => Err(actor::RegisterError::Taken),
-        })
+        Ok(ops::register(self, &name, pid(p)).map_err(|r| match r {
+            Refusal::NoProc => actor::RegisterError::Noproc,
+            Refusal::Denied => actor::RegisterError::Denied,
+            _ => actor::RegisterError::Taken,
+        }))
     }
 
     async fn whereis(&mut self, name: String) -> Result<Option<u64>> {
         Ok(rusm_otp::whereis(&name).map(Pid::to_u64))
     }
 
-    async fn unregister(&mut self, name: String) -> Result<bool> {
-        Ok(rusm_otp::unregister(&name))
+    async fn unregister(&mut self, name: String) -> Result<Result<(), actor::UnregisterError>> {
+        Ok(ops::unregister(self, &name).map_err(|r| match r {
+            Refusal::Denied => actor::UnregisterError::Denied,
+            _ => actor::UnregisterError::NotFound,
+        }))
     }
 
     async fn set_label(&mut self, label: String) -> Result<()> {
@@ -361,39 +373,32 @@ impl actor::Host for ProcState {
         Ok(())
     }
 
-    async fn send_after(&mut self, to: u64, msg: Vec<u8>, delay_ms: u64) -> Result<u64> {
-        let t = rusm_otp::send_after(Duration::from_millis(delay_ms), pid(to), msg);
-        let id = self.next_timer;
-        self.next_timer += 1;
-        self.timers.insert(id, t);
-        if self.timers.len() > MAX_TIMERS {
-            self.timers.pop_first();
-        }
-        Ok(id)
+    async fn send_after(&mut self, to: u64, msg: Vec<u8>, delay_ms: u64) -> Result<Result<u64, actor::LimitError>> {
+        Ok(ops::send_after(pid(to), msg, delay_ms).map_err(|_| actor::LimitError::Limit))
     }
 
     async fn cancel_timer(&mut self, t: u64) -> Result<bool> {
-        Ok(self.timers.remove(&t).is_some_and(rusm_otp::cancel_timer))
+        Ok(ops::cancel_timer(t))
     }
 
     async fn sleep(&mut self, ms: u64) -> Result<()> {
-        let mut sleep = rusm_sched::Sleep::new(Duration::from_millis(ms));
-        watched(|cx| std::future::Future::poll(Pin::new(&mut sleep), cx)).await;
+        ops::sleep(ms).await;
         Ok(())
     }
 }
 
 impl streams::Host for ProcState {
-    async fn open(&mut self, to: u64) -> Result<Option<Resource<WriterRes>>> {
-        Ok(match stream::open(pid(to)) {
-            Ok(w) => Some(Resource::new_own(self.add_stream(StreamEnd::Writer(w)))),
-            Err(_) => None,
+    async fn open(&mut self, to: u64) -> Result<Result<Resource<WriterRes>, streams::OpenError>> {
+        Ok(match ops::stream_open(self, pid(to)) {
+            Ok(h) => Ok(Resource::new_own(h)),
+            Err(Refusal::NoProc) => Err(streams::OpenError::Noproc),
+            Err(_) => Err(streams::OpenError::Limit),
         })
     }
 
     async fn accept(&mut self, timeout: Option<u64>) -> Result<Option<Resource<ReaderRes>>> {
         match recv(Filter::streams(), timeout_ms(timeout)).await {
-            Some(Received::Stream(r)) => Ok(Some(self.reader(r))),
+            Some(Received::Stream(r)) => Ok(Some(self.reader("streams.accept", r)?)),
             _ => Ok(None),
         }
     }

@@ -88,25 +88,25 @@ fn add_mailbox(linker: &mut Linker<ProcState>) -> Result<()> {
     i.func_wrap_concurrent("receive", |acc: &Accessor<ProcState>, (): ()| {
         Box::pin(async move {
             loop {
-                if let Some(item) = await_item(acc, Filter::any(), -1).await {
+                if let Some(item) = await_item(acc, Filter::any(), -1).await? {
                     return Ok((item,));
                 }
             }
         })
     })?;
     i.func_wrap_concurrent("receive-timeout", |acc: &Accessor<ProcState>, (ms,): (u64,)| {
-        Box::pin(async move { Ok((await_item(acc, Filter::any(), timeout_ms(Some(ms))).await,)) })
+        Box::pin(async move { Ok((await_item(acc, Filter::any(), timeout_ms(Some(ms))).await?,)) })
     })?;
     i.func_wrap_concurrent("receive-match", |acc: &Accessor<ProcState>, (filter, ms): (actor::Filter, Option<u64>)| {
         Box::pin(async move {
             let f = filter_of("mailbox.receive-match", filter)?;
-            Ok((await_item(acc, f, timeout_ms(ms)).await,))
+            Ok((await_item(acc, f, timeout_ms(ms)).await?,))
         })
     })?;
     i.func_wrap_concurrent("accept", |acc: &Accessor<ProcState>, (ms,): (Option<u64>,)| {
         Box::pin(async move {
             let reader = match awaiting(acc, recv(Filter::streams(), timeout_ms(ms))).await {
-                Some(Received::Stream(r)) => Some(acc.with(|mut a| a.get().reader(r))),
+                Some(Received::Stream(r)) => Some(acc.with(|mut a| a.get().reader("mailbox.accept", r))?),
                 _ => None,
             };
             Ok((reader,))
@@ -117,9 +117,11 @@ fn add_mailbox(linker: &mut Linker<ProcState>) -> Result<()> {
 
 /// The first item `filter` takes, waiting at most `timeout_ms` (-1: for ever), as the
 /// guest sees it.
-async fn await_item(acc: &Accessor<ProcState>, filter: Filter, timeout_ms: i64) -> Option<Item> {
-    let r = awaiting(acc, recv(filter, timeout_ms)).await?;
-    acc.with(|mut a| a.get().item(r))
+async fn await_item(acc: &Accessor<ProcState>, filter: Filter, timeout_ms: i64) -> Result<Option<Item>> {
+    match awaiting(acc, recv(filter, timeout_ms)).await {
+        Some(r) => acc.with(|mut a| a.get().item(r)),
+        None => Ok(None),
+    }
 }
 
 /// Polls `fut`, leaving this task's waker with the process's waiters each time it waits.
@@ -139,7 +141,12 @@ async fn awaiting<F: std::future::Future>(acc: &Accessor<ProcState>, fut: F) -> 
 fn add_pipes(linker: &mut Linker<ProcState>) -> Result<()> {
     let mut i = linker.instance("rusm:runtime/pipes@0.1.0")?;
     i.func_wrap("send-to", |mut store: StoreContextMut<'_, ProcState>, (to, mut data): (u64, StreamReader<u8>)| {
-        let Ok(w) = stream::open(Pid::from_u64(to)) else {
+        // Each live pipe counts as a handle against the stream quota, as `streams.open`.
+        let st = store.data_mut();
+        st.pumps.retain(|p| p.lock().is_some());
+        let room = st.open_streams() + st.pumps.len() < st.caps.quota().streams;
+        let opened = if room { stream::open(Pid::from_u64(to)).ok() } else { None };
+        let Some(w) = opened else {
             data.close(&mut store)?;
             return Ok((false,));
         };

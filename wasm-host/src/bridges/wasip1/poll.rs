@@ -4,10 +4,12 @@
 //! wasmtime-wasi 48's own `poll_oneoff` waits on Tokio's timer, which panics outside a
 //! Tokio runtime (and with `allow_blocking_current_thread` it would sleep on the worker
 //! thread instead). A Rust guest's `std::thread::sleep` is exactly this call, with one
-//! relative monotonic clock subscription, so RUSM shadows the import on the linker. What
-//! RUSM does not do is poll descriptors: an `fd_read` or `fd_write` subscription is
-//! answered at once with an event whose error is `notsup` (a guest waits for its mailbox
-//! with `rusm.receive`, for a stream with `rusm.stream_read`).
+//! relative monotonic clock subscription, so RUSM shadows the import on the linker.
+//! Descriptors: the standard streams are always ready, so an `fd_read` of stdin (empty,
+//! at its end: `success` with the hang-up flag) or an `fd_write` of stdout/stderr (the host
+//! log, never blocking) is answered at once with `success`. Other descriptors are not
+//! polled: their subscription is answered at once with `notsup` (a guest waits for its
+//! mailbox with `rusm.receive`, for a stream with `rusm.stream_read`).
 //!
 //! # Layouts (WASI preview 1, little-endian)
 //!
@@ -70,8 +72,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
 enum Sub {
     /// Ready at `at` (never, if `None`: too far away to represent).
     Clock { userdata: u64, at: Option<Instant> },
-    /// A descriptor: answered at once with `notsup`.
-    Fd { userdata: u64, tag: u8 },
+    /// A descriptor: answered at once (`success` for 0..=2, else `notsup`).
+    Fd { userdata: u64, tag: u8, fd: u32 },
 }
 
 fn trap(why: impl std::fmt::Display) -> wasmtime::Error {
@@ -79,7 +81,7 @@ fn trap(why: impl std::fmt::Display) -> wasmtime::Error {
 }
 
 /// The guest range `ptr..ptr+len`, aligned to `align`, or a trap.
-fn range(c: &C<'_>, ptr: i32, len: usize, align: usize) -> Result<std::ops::Range<usize>> {
+fn range(c: &mut C<'_>, ptr: i32, len: usize, align: usize) -> Result<std::ops::Range<usize>> {
     let start = ptr as u32 as usize;
     if !start.is_multiple_of(align) {
         return Err(trap(format!("pointer {start:#x} is not aligned to {align} bytes")));
@@ -105,7 +107,7 @@ async fn poll_oneoff(c: &mut C<'_>, subs: i32, events: i32, n: i32, out: i32) ->
     let subs = range(c, subs, n.checked_mul(SUBSCRIPTION_SIZE).ok_or_else(too_many)?, 8)?;
     let events = range(c, events, n.checked_mul(EVENT_SIZE).ok_or_else(too_many)?, 8)?;
     let out = range(c, out, 4, 4)?;
-    let mem = c.data().memory.expect("checked by range");
+    let mem = c.data().memory.expect("found by range");
     let raw = mem.data(&*c)[subs].to_vec();
 
     let start = Instant::now();
@@ -127,7 +129,7 @@ async fn poll_oneoff(c: &mut C<'_>, subs: i32, events: i32, n: i32, out: i32) ->
                 };
                 parsed.push(Sub::Clock { userdata, at: start.checked_add(Duration::from_nanos(wait)) });
             }
-            tag @ (1 | 2) => parsed.push(Sub::Fd { userdata, tag }),
+            tag @ (1 | 2) => parsed.push(Sub::Fd { userdata, tag, fd: u32_at(s, 16) }),
             _ => return Ok(ERRNO_INVAL),
         }
     }
@@ -164,12 +166,19 @@ fn ready_events(parsed: &[Sub], now: Instant) -> Vec<u8> {
         let (userdata, error, tag) = match *s {
             Sub::Clock { userdata, at: Some(at) } if at <= now => (userdata, ERRNO_SUCCESS, TAG_CLOCK),
             Sub::Clock { .. } => continue,
-            Sub::Fd { userdata, tag } => (userdata, ERRNO_NOTSUP, tag),
+            // Standard streams are always ready: stdin is empty (at its end: hang-up),
+            // stdout and stderr go to the host log and never block.
+            Sub::Fd { userdata, tag, fd: 0..=2 } => (userdata, ERRNO_SUCCESS, tag),
+            Sub::Fd { userdata, tag, .. } => (userdata, ERRNO_NOTSUP, tag),
         };
         let mut e = [0u8; EVENT_SIZE];
         e[0..8].copy_from_slice(&userdata.to_le_bytes());
         e[8..10].copy_from_slice(&(error as u16).to_le_bytes());
         e[10] = tag;
+        if let Sub::Fd { fd: 0, tag: 1, .. } = s {
+            // fd_readwrite.flags = hang-up: no bytes will come.
+            e[24..26].copy_from_slice(&1u16.to_le_bytes());
+        }
         ready.extend_from_slice(&e);
     }
     ready
