@@ -781,7 +781,7 @@ pub(crate) fn lock_pair<'a>(
 /// A link signal removes `from` from `to`'s links; if `from` is not there (`to`
 /// unlinked), the signal is dropped.
 pub(crate) fn deliver_exit(to: &Process, from: Pid, reason: ExitReason, via: Via) {
-    let w = {
+    let (w, spread) = {
         let mut st = to.state.lock();
         if !st.alive {
             return;
@@ -789,10 +789,12 @@ pub(crate) fn deliver_exit(to: &Process, from: Pid, reason: ExitReason, via: Via
         if via == Via::Link && !st.cold_mut().is_some_and(|c| c.links.remove(&from)) {
             return;
         }
+        let first = st.pending_exit.is_none();
         if via == Via::Exit2 && reason == ExitReason::Kill {
             to.mark(&mut st, ExitReason::Killed);
         } else if st.trap_exit {
             st.enqueue(Received::Exit { from, reason });
+            return wake(st.waker.take());
         } else if reason.is_normal() {
             if via == Via::Link || from != to.pid {
                 return;
@@ -801,9 +803,51 @@ pub(crate) fn deliver_exit(to: &Process, from: Pid, reason: ExitReason, via: Via
         } else {
             to.mark(&mut st, reason);
         }
-        st.waker.take()
+        let doomed = st.pending_exit.clone().filter(|r| first && !r.is_normal() && to.realm != crate::Realm::ROOT);
+        let spread = doomed.map(|r| (r, st.cold.as_deref().map(|c| c.links.iter().copied().collect::<Vec<_>>()).unwrap_or_default()));
+        (st.waker.take(), spread)
     };
+    wake(w);
+    if let Some((reason, links)) = spread {
+        mark_linked(to, reason, links);
+    }
+}
+
+fn wake(w: Option<Waker>) {
     if let Some(w) = w {
         w.wake();
+    }
+}
+
+/// In an app's realm (not [`Realm::ROOT`](crate::Realm::ROOT)), a process marked to die
+/// of `reason` marks at once, transitively, the linked processes of its realm that do not
+/// trap exits: each would die of the same reason when the link signal arrives, and
+/// marking them now means none of them runs (or spawns) again meanwhile. A linked tree —
+/// a spawn bomb — then stops in one step instead of one generation per scheduling round.
+/// Trapping processes, and processes of the root realm (native code), get the ordinary
+/// signal when the process exits, so Erlang's timing is kept for them. Link entries are
+/// left as they are: the exit signals still go out, and find their targets marked.
+fn mark_linked(first: &Process, reason: ExitReason, links: Vec<Pid>) {
+    let node = &first.node;
+    let realm = first.realm;
+    let mut work: Vec<(Pid, Pid)> = links.into_iter().map(|l| (first.pid, l)).collect();
+    while let Some((from, pid)) = work.pop() {
+        let Some(p) = node.get(pid) else { continue };
+        if p.realm != realm {
+            continue;
+        }
+        let w = {
+            let mut st = p.state.lock();
+            let linked = st.cold.as_deref().is_some_and(|c| c.links.contains(&from));
+            if !st.alive || st.trap_exit || st.pending_exit.is_some() || !linked {
+                continue;
+            }
+            p.mark(&mut st, reason.clone());
+            if let Some(c) = st.cold.as_deref() {
+                work.extend(c.links.iter().filter(|&&l| l != from).map(|&l| (pid, l)));
+            }
+            st.waker.take()
+        };
+        wake(w);
     }
 }

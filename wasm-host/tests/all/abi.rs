@@ -87,7 +87,9 @@ fn rust_guest_exercises_the_whole_abi_against_native_processes() {
                 rusm_otp::receive();
             })
             .unwrap();
-            let s = h2.spawn_here(&art, WasmOpts { spawn: SpawnOpts { monitor: true, ..SpawnOpts::default() }, ..WasmOpts::default() }).unwrap();
+            // Trusted: it kills and links native processes of the test (containment.rs).
+            let opts = WasmOpts { spawn: SpawnOpts { monitor: true, ..SpawnOpts::default() }, caps: rusm_wasm::Caps::trusted(), ..WasmOpts::default() };
+            let s = h2.spawn_here(&art, opts).unwrap();
             let me = rusm_otp::self_pid();
             let mut setup = me.to_u64().to_le_bytes().to_vec();
             setup.extend_from_slice(&victim.to_u64().to_le_bytes());

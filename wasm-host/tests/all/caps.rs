@@ -50,12 +50,20 @@ fn trusted_guest_reads_within_its_preopens_and_sees_its_env() {
 
 #[test]
 fn grants_above_the_profile_are_refused() {
+    // Sandboxed's ceiling: read-only files and declared env values (as Spin), no writable
+    // files, no network.
     assert_eq!(
-        Caps::sandboxed().preopen("/", "/", false).unwrap_err(),
-        CapsError::NotAllowed { what: "preopened directories", profile: Profile::Sandboxed }
+        Caps::sandboxed().preopen("/", "/", true).unwrap_err(),
+        CapsError::NotAllowed { what: "writable preopened directories", profile: Profile::Sandboxed }
     );
-    assert!(Caps::network_client().env("A", "B").is_err());
+    assert!(Caps::sandboxed().preopen("/", "/", false).is_ok());
+    assert!(Caps::network_client().env("A", "B").is_ok());
+    assert!(matches!(Caps::sandboxed().allow_hosts(["127.0.0.1:80"]), Err(CapsError::NotAllowed { .. })));
+    assert!(matches!(Caps::network_client().allow_hosts(["127.0.0.1"]), Err(CapsError::BadHost { .. })));
+    assert!(matches!(Caps::network_client().allow_hosts(["127.0.0.1:http"]), Err(CapsError::BadHost { .. })));
+    assert!(Caps::network_client().allow_hosts(["127.0.0.1:*", "localhost:8080", "[::1]:443"]).is_ok());
     assert!(!Caps::sandboxed().has_network());
+    assert!(!Caps::network_client().without_network().has_network());
     assert!(Caps::network_client().has_network());
     assert_eq!(Caps::sandboxed().memory_limit(), 64 << 20);
 }

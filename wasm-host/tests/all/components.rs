@@ -24,7 +24,7 @@ fn pid_bytes(pids: &[Pid]) -> Vec<u8> {
 /// Spawns `roles` in role `role` from inside a process.
 fn spawn_role(host: &Host, role: &str, spawn: SpawnOpts) -> Pid {
     let art = host.artifact("roles").expect("roles loaded");
-    let s = host.spawn_here(&art, WasmOpts { spawn, ..WasmOpts::default() }).expect("spawn roles");
+    let s = host.spawn_here(&art, WasmOpts { spawn, caps: Caps::trusted(), ..WasmOpts::default() }).expect("spawn roles");
     rusm_otp::send(s.pid, role.as_bytes().to_vec());
     s.pid
 }

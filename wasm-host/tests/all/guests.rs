@@ -181,9 +181,9 @@ fn poll_oneoff_serves_clocks_answers_descriptors_and_traps_on_a_bad_pointer() {
     assert_eq!(cases["waited20"], "true", "{line}");
     // An absolute realtime deadline 10 ms ahead.
     assert_eq!(cases["realtime"], "0:1:3/0/0", "{line}");
-    // Descriptors are answered at once with notsup (58), with their type; the clock
-    // (5 s) is not ready.
-    assert_eq!(cases["fd"], "0:2:5/58/1:6/58/2", "{line}");
+    // The standard streams are always ready (stdin at its end, stdout writable):
+    // answered at once with success, with their type; the clock (5 s) is not ready.
+    assert_eq!(cases["fd"], "0:2:5/0/1:6/0/2", "{line}");
     // A CPU-time clock and an unknown tag: inval.
     assert_eq!(cases["cputime"], "28:0", "{line}");
     assert_eq!(cases["badtag"], "28:0", "{line}");

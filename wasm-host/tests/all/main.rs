@@ -3,6 +3,7 @@
 mod abi;
 mod caps;
 mod common;
+mod containment;
 mod components;
 mod guests;
 mod misbehave;

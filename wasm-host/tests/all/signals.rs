@@ -59,13 +59,13 @@ fn wait_for_down(m: rusm_otp::MonitorRef) -> ExitReason {
 type Start = fn(&Host, &Artifact, &[u8], SpawnOpts) -> Pid;
 
 fn start_module(host: &Host, art: &Artifact, setup: &[u8], spawn: SpawnOpts) -> Pid {
-    let s = host.spawn_here(art, WasmOpts { spawn, ..WasmOpts::default() }).expect("spawn");
+    let s = host.spawn_here(art, WasmOpts { spawn, caps: trusted(), ..WasmOpts::default() }).expect("spawn");
     rusm_otp::send(s.pid, setup.to_vec());
     s.pid
 }
 
 fn start_component(host: &Host, art: &Artifact, setup: &[u8], spawn: SpawnOpts) -> Pid {
-    let s = host.spawn_here(art, WasmOpts { spawn, ..WasmOpts::default() }).expect("spawn");
+    let s = host.spawn_here(art, WasmOpts { spawn, caps: trusted(), ..WasmOpts::default() }).expect("spawn");
     let (head, mode) = setup.split_at(16);
     // The roles component names the rules mode `signals`.
     rusm_otp::send(s.pid, if mode == b"rules" { b"signals".to_vec() } else { mode.to_vec() });
@@ -118,4 +118,10 @@ fn signal_rules_through_the_wit_world() {
     let (node, host, logs) = setup();
     let art = host.load("roles", &component("roles")).unwrap();
     check_rules(node, host, logs, art, start_component);
+}
+
+/// These guests signal and link native processes of the test: that needs `Trusted`
+/// (a sandboxed guest reaches only its own app: containment.rs).
+fn trusted() -> rusm_wasm::Caps {
+    rusm_wasm::Caps::trusted()
 }

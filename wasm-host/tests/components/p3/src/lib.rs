@@ -48,7 +48,7 @@ impl Guest for P3 {
 
         let mut ask = me.to_le_bytes().to_vec();
         ask.extend_from_slice(b"stream-me");
-        actor::send(peer, &ask);
+        let _ = actor::send(peer, &ask);
         let reader = streams::accept(Some(5000)).expect("the peer's stream");
         let mut s = pipes::into_stream(reader);
         let mut got = Vec::new();
@@ -60,7 +60,7 @@ impl Guest for P3 {
             }
         }
         assert_eq!(got, b"from native".repeat(1000));
-        actor::send(test, format!("p3 ok waited {}ms", waited / 1_000_000).as_bytes());
+        let _ = actor::send(test, format!("p3 ok waited {}ms", waited / 1_000_000).as_bytes());
     }
 }
 

@@ -45,19 +45,19 @@ impl Guest for P3Mail {
         let waiter = async {
             let f = Filter { kinds: Kinds::MESSAGE, tag: b"ping".to_vec(), monitor: None };
             match mailbox::receive_match(f, None).await {
-                Some(Item::Message(_)) => actor::send(test, b"pong"),
-                _ => actor::send(test, b"no ping"),
+                Some(Item::Message(_)) => drop(actor::send(test, b"pong")),
+                _ => drop(actor::send(test, b"no ping")),
             }
         };
         let ticker = async {
             for _ in 0..3 {
                 monotonic_clock::wait_for(10_000_000).await;
-                actor::send(test, b"tick");
+                let _ = actor::send(test, b"tick");
             }
         };
         join(waiter, ticker).await;
         let got = mailbox::receive_timeout(20).await;
-        actor::send(test, if got.is_none() { b"timeout".as_slice() } else { b"an item" });
+        let _ = actor::send(test, if got.is_none() { b"timeout".as_slice() } else { b"an item" });
         loop {
             mailbox::receive().await;
         }

@@ -10,7 +10,7 @@ struct Parker;
 impl Guest for Parker {
     async fn run() {
         if let Some(bench) = actor::whereis("idle-bench") {
-            actor::send(bench, b"hello");
+            let _ = actor::send(bench, b"hello");
         }
         loop {
             actor::receive();

@@ -9,7 +9,7 @@ struct Parker;
 impl Guest for Parker {
     fn run() {
         if let Some(bench) = actor::whereis("idle-bench") {
-            actor::send(bench, b"hello");
+            let _ = actor::send(bench, b"hello");
         }
         loop {
             actor::receive();

@@ -86,7 +86,7 @@ fn drive(setup: &[u8]) {
     assert!(actor::is_alive(peer));
 
     // send + receive through the native peer
-    actor::send(peer, &with_pid(me, b"hello"));
+    let _ = actor::send(peer, &with_pid(me, b"hello"));
     assert_eq!(expect_message(b"hello"), b"hello");
 
     // receive with timeout: nothing there
@@ -94,9 +94,9 @@ fn drive(setup: &[u8]) {
     assert!(actor::receive_timeout(10).is_none());
 
     // selective receive keeps what it skips, in order
-    actor::send(me, b"b:2");
-    actor::send(me, b"a:1");
-    actor::send(me, b"b:3");
+    let _ = actor::send(me, b"b:2");
+    let _ = actor::send(me, b"a:1");
+    let _ = actor::send(me, b"b:3");
     assert_eq!(expect_message(b"a:"), b"a:1");
     assert!(matches!(actor::receive(), Item::Message(m) if m == b"b:2"));
     assert!(matches!(actor::receive(), Item::Message(m) if m == b"b:3"));
@@ -105,8 +105,8 @@ fn drive(setup: &[u8]) {
     assert!(actor::register("drv", me).is_ok());
     assert_eq!(actor::whereis("drv"), Some(me));
     assert!(matches!(actor::register("drv2", me), Err(actor::RegisterError::Taken)));
-    assert!(actor::unregister("drv"));
-    assert!(!actor::unregister("drv"));
+    assert!(actor::unregister("drv").is_ok());
+    assert!(actor::unregister("drv").is_err());
     assert_eq!(actor::whereis("drv"), None);
 
     // label
@@ -125,8 +125,8 @@ fn drive(setup: &[u8]) {
     let m = actor::monitor(dead);
     assert!(matches!(down_for(m).reason, ExitReason::Noproc));
     assert!(!actor::is_alive(dead));
-    assert!(actor::info(dead).is_none());
-    assert!(!actor::kill(dead));
+    assert!(actor::info(dead).is_err());
+    assert!(actor::kill(dead).is_err());
 
     // links + trap-exit: a linked child's crash arrives as an exit item
     assert!(!actor::trap_exit(true));
@@ -147,10 +147,10 @@ fn drive(setup: &[u8]) {
 
     // exit/2 with a reason, and kill
     let child = spawn_role(b"park", false, true);
-    assert!(actor::exit(child.pid, &ExitReason::Other("bye".into())));
+    assert!(actor::exit(child.pid, &ExitReason::Other("bye".into())).is_ok());
     assert!(matches!(down_for(child.monitor.expect("ref")).reason, ExitReason::Other(ref s) if s == "bye"));
     let child = spawn_role(b"park", false, true);
-    assert!(actor::kill(child.pid));
+    assert!(actor::kill(child.pid).is_ok());
     assert!(matches!(down_for(child.monitor.expect("ref")).reason, ExitReason::Killed));
 
     // link, visible in info, unlink
@@ -160,9 +160,9 @@ fn drive(setup: &[u8]) {
     assert!(!actor::info(me).expect("info").links.contains(&peer));
 
     // timers
-    actor::send_after(me, b"tick", 5);
+    actor::send_after(me, b"tick", 5).expect("a timer");
     assert_eq!(expect_message(b"tick"), b"tick");
-    let t = actor::send_after(me, b"never", 60_000);
+    let t = actor::send_after(me, b"never", 60_000).expect("a timer");
     assert!(actor::cancel_timer(t));
     assert!(!actor::cancel_timer(t));
 
@@ -180,10 +180,10 @@ fn drive(setup: &[u8]) {
     }
     streams::Writer::close(w);
     assert_eq!(expect_message(b"got "), b"got 100000");
-    assert!(streams::open(dead).is_none());
+    assert!(streams::open(dead).is_err());
 
     // streams: from the peer, by accept and as a mailbox item
-    actor::send(peer, &with_pid(me, b"stream-me"));
+    let _ = actor::send(peer, &with_pid(me, b"stream-me"));
     let r = streams::accept(Some(5000)).expect("the peer's stream");
     assert_eq!(r.peer(), peer);
     let mut got = Vec::new();
@@ -196,7 +196,7 @@ fn drive(setup: &[u8]) {
     }
     assert_eq!(got, b"from native".repeat(1000));
     drop(r);
-    actor::send(peer, &with_pid(me, b"stream-me"));
+    let _ = actor::send(peer, &with_pid(me, b"stream-me"));
     let f = actor::Filter { kinds: Kinds::STREAM, tag: Vec::new(), monitor: None };
     let Some(Item::Stream(r)) = actor::receive_match(&f, Some(5000)) else { panic!("no stream item") };
     assert_eq!(r.read(11).expect("read"), b"from native");
@@ -204,12 +204,12 @@ fn drive(setup: &[u8]) {
     assert!(streams::accept(Some(0)).is_none());
 
     assert!(actor::trap_exit(false));
-    actor::send(test, b"drive ok");
+    let _ = actor::send(test, b"drive ok");
 }
 
 /// Asks the native peers factory (tests/all/signals.rs) for a new process.
 fn ask(peers: u64, cmd: &[u8]) -> u64 {
-    actor::send(peers, &with_pid(actor::self_pid(), cmd));
+    let _ = actor::send(peers, &with_pid(actor::self_pid(), cmd));
     pid_at(&expect_message(b""), 0)
 }
 
@@ -227,7 +227,7 @@ fn signals(setup: &[u8]) {
     actor::trap_exit(true);
     let p = ask(peers, b"kill");
     actor::link(p).expect("alive");
-    actor::send(p, b"go");
+    let _ = actor::send(p, b"go");
     let e = exit_item(5000).expect("an exit from the kill peer");
     assert!(e.source == p && matches!(e.reason, ExitReason::Kill), "{:?}", e.reason);
     // 2. link to a dead pid: trapping, ok and an exit item; not trapping, error(noproc).
@@ -237,13 +237,13 @@ fn signals(setup: &[u8]) {
     assert!(e.source == d && matches!(e.reason, ExitReason::Noproc), "{:?}", e.reason);
     actor::trap_exit(false);
     let d = ask(peers, b"dead");
-    assert!(matches!(actor::link(d), Err(actor::LinkError::Noproc)));
+    assert!(matches!(actor::link(d), Err(actor::ProcessError::Noproc)));
     actor::trap_exit(true);
     // 3. unlink against a peer exiting at that moment: no exit item after it returns.
     for _ in 0..200 {
         let p = ask(peers, b"boom");
         actor::link(p).expect("alive");
-        actor::send(p, b"go");
+        let _ = actor::send(p, b"go");
         actor::unlink(p);
         while exit_item(0).is_some() {}
         down_for(actor::monitor(p));
@@ -253,13 +253,13 @@ fn signals(setup: &[u8]) {
     for _ in 0..200 {
         let p = ask(peers, b"boom");
         let (m, m2) = (actor::monitor(p), actor::monitor(p));
-        actor::send(p, b"go");
+        let _ = actor::send(p, b"go");
         actor::demonitor(m, true);
         down_for(m2);
         let f = actor::Filter { kinds: Kinds::DOWN, tag: Vec::new(), monitor: Some(m) };
         assert!(actor::receive_match(&f, Some(0)).is_none(), "a down after demonitor(flush)");
     }
-    actor::send(test, b"signals ok");
+    let _ = actor::send(test, b"signals ok");
 }
 
 impl Guest for Roles {
@@ -274,7 +274,7 @@ impl Guest for Roles {
                 let setup = message();
                 let p = ask(pid_at(&setup, 8), b"kill");
                 actor::link(p).expect("alive");
-                actor::send(p, b"go");
+                let _ = actor::send(p, b"go");
                 loop {
                     actor::receive();
                 }
@@ -314,7 +314,7 @@ impl Guest for Roles {
                     match &m[8..] {
                         b"crash" => core::arch::wasm32::unreachable(),
                         b"stop" => return,
-                        payload => actor::send(pid_at(&m, 0), payload),
+                        payload => drop(actor::send(pid_at(&m, 0), payload)),
                     }
                 }
             }
@@ -331,11 +331,11 @@ impl Guest for Roles {
                 let me = actor::self_pid();
                 for i in 0..count {
                     let req = with_pid(me, format!("req:{i}").as_bytes());
-                    actor::send(server, &req);
+                    let _ = actor::send(server, &req);
                     let reply = expect_message(b"req:");
                     assert_eq!(reply, format!("req:{i}").as_bytes(), "replies come in order");
                 }
-                actor::send(test, format!("client ok {count}").as_bytes());
+                let _ = actor::send(test, format!("client ok {count}").as_bytes());
             }
             "pingpong" => {
                 let name = words.next().unwrap_or("");
@@ -351,7 +351,7 @@ impl Guest for Roles {
                 let start = std::time::Instant::now();
                 for i in 0..count {
                     let t = (i % 16 == 0).then(std::time::Instant::now);
-                    actor::send(server, &req);
+                    let _ = actor::send(server, &req);
                     let _ = message();
                     if let Some(t) = t {
                         out.extend_from_slice(&(t.elapsed().as_nanos() as u64).to_le_bytes());
@@ -359,7 +359,7 @@ impl Guest for Roles {
                 }
                 let total = start.elapsed().as_nanos() as u64;
                 out[8..16].copy_from_slice(&total.to_le_bytes());
-                actor::send(report, &out);
+                let _ = actor::send(report, &out);
             }
             "std-sleep" => {
                 // WASI 0.2's monotonic-clock pollable, through std.
@@ -367,13 +367,13 @@ impl Guest for Roles {
                 let test = pid_at(&message(), 0);
                 let t = std::time::Instant::now();
                 std::thread::sleep(std::time::Duration::from_millis(ms));
-                actor::send(test, format!("slept {}", t.elapsed().as_millis()).as_bytes());
+                let _ = actor::send(test, format!("slept {}", t.elapsed().as_millis()).as_bytes());
             }
             "forward" => {
                 let next = pid_at(&message(), 0);
                 loop {
                     let m = message();
-                    actor::send(next, &m);
+                    let _ = actor::send(next, &m);
                 }
             }
             other => panic!("unknown role {other:?}"),
