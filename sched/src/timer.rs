@@ -82,15 +82,16 @@ impl Timers {
     }
 
     fn to_ms_floor(&self, t: Instant) -> u64 {
-        t.saturating_duration_since(self.start).as_millis() as u64
+        // Saturating: `as u64` would wrap a far deadline round to one near now.
+        u64::try_from(t.saturating_duration_since(self.start).as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Deadlines round up, so a timer never fires before its instant.
     fn to_ms_ceil(&self, t: Instant) -> u64 {
         let d = t.saturating_duration_since(self.start);
-        let ms = d.as_millis() as u64;
+        let Ok(ms) = u64::try_from(d.as_millis()) else { return u64::MAX };
         if d > Duration::from_millis(ms) {
-            ms + 1
+            ms.saturating_add(1)
         } else {
             ms
         }

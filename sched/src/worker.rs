@@ -307,6 +307,10 @@ impl Shared {
 
     /// A timer was inserted for `ms`; make sure a sleeping worker does not oversleep it.
     pub(crate) fn timer_inserted(&self, ms: u64) {
+        if ms == u64::MAX {
+            // A timer that never fires (`TimerKey::NEVER`): nobody needs waking.
+            return;
+        }
         let sleeping_toward = self.reactor.driver_deadline.load(Ordering::SeqCst);
         if sleeping_toward != u64::MAX {
             if ms < sleeping_toward {

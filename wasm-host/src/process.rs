@@ -244,7 +244,7 @@ pub(crate) async fn run_component(host: Arc<HostInner>, artifact: Artifact, caps
         Ok(i) => i,
         Err(e) => return instantiate_failed(&e),
     };
-    let outcome: wasmtime::Result<ExitReason> = async {
+    let outcome: wasmtime::Result<ExitReason> = ambient_tokio(network, async {
         match entry {
             ComponentEntry::Func(idx) => {
                 let f = instance.get_typed_func::<(), ()>(&mut store, &idx)?;
@@ -256,7 +256,7 @@ pub(crate) async fn run_component(host: Arc<HostInner>, artifact: Artifact, caps
                 let waiters = store.data_mut().waiters();
                 // Boxed: its future is the largest of the four, and a p2 guest's body would
                 // carry that space for its whole life (1.3 KB of a parked component).
-                Box::pin(signals_wake(waiters, network, store.run_concurrent(async |acc| f.call_concurrent(acc, ()).await))).await??;
+                Box::pin(signals_wake(waiters, store.run_concurrent(async |acc| f.call_concurrent(acc, ()).await))).await??;
                 Ok(ExitReason::Normal)
             }
             ComponentEntry::CliRun(idx) => {
@@ -267,11 +267,11 @@ pub(crate) async fn run_component(host: Arc<HostInner>, artifact: Artifact, caps
             ComponentEntry::CliRunAsync(idx) => {
                 let f = instance.get_typed_func::<(), (Result<(), ()>,)>(&mut store, &idx)?;
                 let waiters = store.data_mut().waiters();
-                let (r,) = Box::pin(signals_wake(waiters, network, store.run_concurrent(async |acc| f.call_concurrent(acc, ()).await))).await??;
+                let (r,) = Box::pin(signals_wake(waiters, store.run_concurrent(async |acc| f.call_concurrent(acc, ()).await))).await??;
                 Ok(cli_exit(r))
             }
         }
-    }
+    })
     .await;
     let reason = outcome.unwrap_or_else(|e| exit_reason(&e));
     finish(&mut store, reason)
@@ -282,10 +282,7 @@ pub(crate) async fn run_component(host: Arc<HostInner>, artifact: Artifact, caps
 /// The waker rusm-otp holds is [`ProcessWake`]: when it fires (a message, a signal), the
 /// tasks waiting in `mailbox` calls (`waiters`) are woken before the loop is polled, so
 /// each looks at the mailbox again.
-///
-/// With `network` granted, each poll runs inside wasmtime-wasi's ambient Tokio runtime:
-/// its 0.3 socket calls (name lookup, connect) need one and would panic without it.
-async fn signals_wake<F: Future>(waiters: Waiters, network: bool, fut: F) -> F::Output {
+async fn signals_wake<F: Future>(waiters: Waiters, fut: F) -> F::Output {
     let mut fut = std::pin::pin!(fut);
     let wake = Arc::new(ProcessWake::default());
     let waker = std::task::Waker::from(wake.clone());
@@ -295,11 +292,7 @@ async fn signals_wake<F: Future>(waiters: Waiters, network: bool, fut: F) -> F::
                 w.wake();
             }
         }
-        let r = if network {
-            wasmtime_wasi::runtime::with_ambient_tokio_runtime(|| fut.as_mut().poll(cx))
-        } else {
-            fut.as_mut().poll(cx)
-        };
+        let r = fut.as_mut().poll(cx);
         if r.is_pending() {
             let mut outer = wake.outer.lock();
             if !outer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
@@ -309,6 +302,22 @@ async fn signals_wake<F: Future>(waiters: Waiters, network: bool, fut: F) -> F::
             rusm_otp::watch_signals(&Context::from_waker(&waker));
         }
         r
+    })
+    .await
+}
+
+/// Polls `fut` inside wasmtime-wasi's ambient Tokio runtime when the guest has network:
+/// some of its socket calls (a TCP listen, p3's name lookup) register with Tokio's
+/// reactor without entering a runtime themselves, and would panic on our workers. A
+/// guest without network never reaches them and pays nothing.
+async fn ambient_tokio<F: Future>(network: bool, fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        if network {
+            wasmtime_wasi::runtime::with_ambient_tokio_runtime(|| fut.as_mut().poll(cx))
+        } else {
+            fut.as_mut().poll(cx)
+        }
     })
     .await
 }

@@ -380,3 +380,110 @@ fn a_linked_spawn_bomb_stops_when_its_root_is_killed() {
     let probe = w.spawn("probe", Caps::sandboxed());
     assert_eq!(w.run(move || ask(probe, IS_ALIVE, probe, 0)), 1);
 }
+
+// ---- The same rules through the WIT world (components) ----
+
+/// Spawns the `roles` component with `role`, then [test pid] + `extra` as its second
+/// message, and returns the text it answers.
+fn role_answer(w: &World, role: &str, caps: Caps, extra: Vec<Pid>) -> (Pid, String) {
+    let art = w.host.load("roles", &rusm_wasm::testing::component("roles")).expect("roles loads");
+    let pid = w.host.spawn(&w.node, &art, WasmOpts { caps, ..WasmOpts::default() }).expect("spawn");
+    let role = role.to_owned();
+    let text = w.run(move || {
+        rusm_otp::send(pid, role.into_bytes());
+        let mut m = rusm_otp::self_pid().to_u64().to_le_bytes().to_vec();
+        for p in extra {
+            m.extend_from_slice(&p.to_u64().to_le_bytes());
+        }
+        rusm_otp::send(pid, m);
+        match rusm_otp::receive_timeout(Duration::from_secs(20)) {
+            Received::Message(Message::Bytes(b)) => String::from_utf8(b).unwrap(),
+            other => panic!("no answer from the component: {other:?}"),
+        }
+    });
+    (pid, text)
+}
+
+#[test]
+fn a_sandboxed_component_reaches_only_its_own_app() {
+    let w = world();
+    let service = w.service();
+    let (_, text) = role_answer(&w, "reach", Caps::sandboxed(), vec![service]);
+    assert_eq!(text, "info=denied link=denied kill=denied list=1");
+    assert!(w.node.is_alive(service));
+    let (_, text) = role_answer(&w, "reach", Caps::trusted(), vec![service]);
+    assert!(text.starts_with("info=ok link=ok kill=ok list="), "{text}");
+}
+
+#[test]
+fn component_timer_and_sleep_extremes_wait_for_ever_at_no_cost() {
+    let w = world();
+    let before = w.node.handle().pending_timers();
+    let (pid, text) = role_answer(&w, "extremes", Caps::sandboxed(), vec![]);
+    assert_eq!(text, "timer true");
+    wait_until_waiting(&w.node, pid);
+    std::thread::sleep(Duration::from_millis(50));
+    let polls = polls_over(&w.node, Duration::from_millis(500));
+    assert!(polls < 200, "{polls} polls in 500 ms while the component sleeps for ever");
+    assert_eq!(w.node.handle().pending_timers(), before, "neither the timer nor the sleep is on the wheel");
+    assert_eq!(kill_and_wait(&w.node, pid).0, rusm_otp::ExitReason::Killed);
+}
+
+/// A loopback TCP server that accepts one connection and returns what it read, and a
+/// UDP socket; their addresses.
+fn loopback_servers() -> (std::net::SocketAddr, std::sync::mpsc::Receiver<Vec<u8>>, std::net::UdpSocket) {
+    use std::io::Read as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let mut buf = Vec::new();
+            let _ = s.read_to_end(&mut buf);
+            let _ = tx.send(buf);
+        }
+    });
+    let udp = std::net::UdpSocket::bind(addr).unwrap_or_else(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
+    (addr, rx, udp)
+}
+
+#[test]
+fn network_client_connects_out_and_never_listens() {
+    let w = world();
+    let (addr, got, _udp) = loopback_servers();
+    let (_, text) = role_answer(&w, &format!("net {addr}"), Caps::network_client(), vec![]);
+    assert_eq!(text, "connect=ok listen=err:PermissionDenied udp=ok");
+    assert_eq!(got.recv_timeout(Duration::from_secs(10)).unwrap(), b"hi");
+}
+
+#[test]
+fn the_allow_list_limits_where_network_client_connects() {
+    let w = world();
+    let (addr, got, _udp) = loopback_servers();
+    let allowed = Caps::network_client().allow_hosts([format!("127.0.0.1:{}", addr.port())]).unwrap();
+    let (_, text) = role_answer(&w, &format!("net {addr}"), allowed, vec![]);
+    assert_eq!(text, "connect=ok listen=err:PermissionDenied udp=ok");
+    assert_eq!(got.recv_timeout(Duration::from_secs(10)).unwrap(), b"hi");
+    let (addr2, got2, _udp2) = loopback_servers();
+    let elsewhere = Caps::network_client().allow_hosts(["127.0.0.1:1"]).unwrap();
+    let (_, text) = role_answer(&w, &format!("net {addr2}"), elsewhere, vec![]);
+    assert_eq!(text, "connect=err:PermissionDenied listen=err:PermissionDenied udp=err:PermissionDenied");
+    assert!(got2.recv_timeout(Duration::from_millis(200)).is_err(), "nothing reached the server");
+}
+
+#[test]
+fn sandboxed_has_no_network() {
+    let w = world();
+    let (addr, got, _udp) = loopback_servers();
+    let (_, text) = role_answer(&w, &format!("net {addr}"), Caps::sandboxed(), vec![]);
+    assert!(text.starts_with("connect=err:") && !text.contains("=ok"), "{text}");
+    assert!(got.recv_timeout(Duration::from_millis(200)).is_err(), "nothing reached the server");
+}
+
+#[test]
+fn trusted_may_listen() {
+    let w = world();
+    let (addr, _got, _udp) = loopback_servers();
+    let (_, text) = role_answer(&w, &format!("net {addr}"), Caps::trusted(), vec![]);
+    assert_eq!(text, "connect=ok listen=ok udp=ok");
+}

@@ -19,6 +19,12 @@
 //!   `signals ok` to the test.
 //! - `victim` + [test pid][peers pid]: links to a `kill` peer without trapping exits, lets
 //!   it go and waits (it ends with `kill`).
+//! - `net <addr>` + [test pid]: TCP connect to `addr` (and writes `hi`), a TCP listen, a
+//!   UDP send to `addr`; reports `connect=.. listen=.. udp=..` (`ok` or `err:<kind>`).
+//! - `extremes` + [test pid]: `send-after(test, u64::MAX)` (reports `timer true`), then
+//!   `sleep(u64::MAX)`.
+//! - `reach` + [test pid][target pid]: `info`, `link`, `kill` of the target and a
+//!   `list-processes`; reports `info=.. link=.. kill=.. list=N` (`ok`/`denied`/`noproc`).
 
 wit_bindgen::generate!({ path: "../../../../wit", world: "rusm:runtime/process" });
 
@@ -375,6 +381,49 @@ impl Guest for Roles {
                     let m = message();
                     let _ = actor::send(next, &m);
                 }
+            }
+            "net" => {
+                // Outbound TCP and UDP to `addr`, and a listen, through std's wasi:sockets.
+                let addr = words.next().unwrap_or("127.0.0.1:9").to_owned();
+                let test = pid_at(&message(), 0);
+                let kind = |e: std::io::Error| format!("err:{:?}", e.kind());
+                let connect = match std::net::TcpStream::connect(&addr) {
+                    Ok(mut s) => {
+                        use std::io::Write as _;
+                        s.write_all(b"hi").map(|()| "ok".to_owned()).unwrap_or_else(kind)
+                    }
+                    Err(e) => kind(e),
+                };
+                let listen = std::net::TcpListener::bind("127.0.0.1:0").map(|_| "ok".to_owned()).unwrap_or_else(kind);
+                let udp = std::net::UdpSocket::bind("0.0.0.0:0")
+                    .and_then(|u| u.send_to(b"hi", &addr))
+                    .map(|_| "ok".to_owned())
+                    .unwrap_or_else(kind);
+                let _ = actor::send(test, format!("connect={connect} listen={listen} udp={udp}").as_bytes());
+            }
+            "extremes" => {
+                // The WIT world's longest durations: a timer that never fires, then a sleep
+                // for ever (the test kills it).
+                let test = pid_at(&message(), 0);
+                let timer = actor::send_after(test, b"never", u64::MAX).is_ok();
+                let _ = actor::send(test, format!("timer {timer}").as_bytes());
+                actor::sleep(u64::MAX);
+                let _ = actor::send(test, b"woke");
+            }
+            "reach" => {
+                // Acts on [target pid]; reports what the host said.
+                let test_and_target = message();
+                let (test, target) = (pid_at(&test_and_target, 0), pid_at(&test_and_target, 8));
+                let r = |e: Result<(), actor::ProcessError>| match e {
+                    Ok(()) => "ok",
+                    Err(actor::ProcessError::Denied) => "denied",
+                    Err(actor::ProcessError::Noproc) => "noproc",
+                };
+                let info = r(actor::info(target).map(|_| ()));
+                let link = r(actor::link(target));
+                let kill = r(actor::kill(target));
+                let list = actor::list_processes().len();
+                let _ = actor::send(test, format!("info={info} link={link} kill={kill} list={list}").as_bytes());
             }
             other => panic!("unknown role {other:?}"),
         }
