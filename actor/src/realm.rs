@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::Pid;
 
 /// An app's identity: the processes an app started, and everything they spawned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Realm(u64);
 
 impl Realm {
@@ -21,7 +21,7 @@ impl Realm {
     pub const ROOT: Realm = Realm(0);
 
     /// A realm no process has yet (unique in this OS process).
-    pub fn new() -> Realm {
+    pub fn fresh() -> Realm {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         Realm(NEXT.fetch_add(1, Ordering::Relaxed))
     }

@@ -444,7 +444,7 @@ impl HostInner {
     /// A spawn by the embedder: in the app its caps name, or a new one; only the host's
     /// pool limits it (an app's process quota binds the spawns its guests make).
     fn embedder_guest(self: &Arc<Self>, artifact: &Artifact, opts: WasmOpts) -> Result<(std::pin::Pin<Box<process::Body>>, SpawnOpts), SpawnError> {
-        let realm = opts.caps.app_id().unwrap_or_else(Realm::new);
+        let realm = opts.caps.app_id().unwrap_or_else(Realm::fresh);
         let slot = app::Slot::acquire(self, self.apps.get(realm), None).map_err(|e| match e {
             app::NoSlot::Pool(n) => SpawnError::Limit(n),
             app::NoSlot::App(_) => unreachable!("no app limit asked"),
