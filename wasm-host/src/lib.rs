@@ -521,11 +521,42 @@ fn is_component(bytes: &[u8]) -> bool {
     }
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]);
     let mut rest = text.trim_start();
-    // Skip line comments before the first form.
-    while let Some(after) = rest.strip_prefix(";;") {
-        rest = after.split_once('\n').map_or("", |(_, r)| r).trim_start();
+    // Skip comments before the first form: `;;` lines and `(; ... ;)` blocks (which nest).
+    loop {
+        if let Some(after) = rest.strip_prefix(";;") {
+            rest = after.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else if rest.starts_with("(;") {
+            rest = skip_block_comment(rest).trim_start();
+        } else {
+            break;
+        }
     }
     rest.starts_with("(component")
+}
+
+/// `text` after the block comment it starts with (`(;` ... `;)`, nested); empty if it
+/// never ends.
+fn skip_block_comment(text: &str) -> &str {
+    let mut depth = 0usize;
+    let mut i = 0;
+    let b = text.as_bytes();
+    while i + 1 < b.len() {
+        match (b[i], b[i + 1]) {
+            (b'(', b';') => {
+                depth += 1;
+                i += 2;
+            }
+            (b';', b')') => {
+                depth -= 1;
+                i += 2;
+                if depth == 0 {
+                    return &text[i..];
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    ""
 }
 
 /// The export a component's process calls: `name`'s top-level `() -> ()` function
@@ -547,6 +578,9 @@ fn component_entry(engine: &Engine, component: &Component, name: Option<&str>) -
     if let Some(e) = func_entry("run") {
         return Some(e);
     }
+    // `wasi:cli/run`: the newest version the host supports (0.3 over 0.2; within one,
+    // the highest patch), whatever the export order.
+    let mut best: Option<((u64, u64), ComponentEntry)> = None;
     for (export, item) in ty.exports(engine) {
         let Some(version) = export.strip_prefix("wasi:cli/run@") else { continue };
         let ComponentItem::ComponentInstance(inst) = item.ty else { continue };
@@ -554,16 +588,21 @@ fn component_entry(engine: &Engine, component: &Component, name: Option<&str>) -
         if f.params().len() != 0 || f.results().len() != 1 {
             continue;
         }
-        let outer = component.get_export_index(None, export)?;
-        let idx = component.get_export_index(Some(&outer), "run")?;
-        if version.starts_with("0.2.") && !f.async_() {
-            return Some(ComponentEntry::CliRun(idx));
-        }
-        if version.starts_with("0.3.") && f.async_() {
-            return Some(ComponentEntry::CliRunAsync(idx));
+        let Some(outer) = component.get_export_index(None, export) else { continue };
+        let Some(idx) = component.get_export_index(Some(&outer), "run") else { continue };
+        let patch = |v: &str| v.split(['.', '-']).next().and_then(|p| p.parse::<u64>().ok()).unwrap_or(0);
+        let found = if let Some(p) = version.strip_prefix("0.2.").filter(|_| !f.async_()) {
+            ((2, patch(p)), ComponentEntry::CliRun(idx))
+        } else if let Some(p) = version.strip_prefix("0.3.").filter(|_| f.async_()) {
+            ((3, patch(p)), ComponentEntry::CliRunAsync(idx))
+        } else {
+            continue;
+        };
+        if best.as_ref().is_none_or(|(v, _)| found.0 > *v) {
+            best = Some(found);
         }
     }
-    None
+    best.map(|(_, e)| e)
 }
 
 fn engine_config(c: &HostConfig) -> wasmtime::Config {

@@ -487,3 +487,12 @@ fn trusted_may_listen() {
     let (_, text) = role_answer(&w, &format!("net {addr}"), Caps::trusted(), vec![]);
     assert_eq!(text, "connect=ok listen=ok udp=ok");
 }
+
+#[test]
+fn text_opening_with_a_block_comment_is_still_a_component() {
+    let (_, host, _) = setup();
+    let a = host.load("c", b"(; a (; nested ;) comment ;)\n;; a line\n(component)").expect("loads");
+    assert_eq!(a.kind(), rusm_wasm::ArtifactKind::Component);
+    let m = host.load("m", b"(; a comment ;) (module)").expect("loads");
+    assert_eq!(m.kind(), rusm_wasm::ArtifactKind::Module);
+}
