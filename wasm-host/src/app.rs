@@ -9,6 +9,9 @@
 //!
 //! # Invariants
 //!
+//! * An app named by `Caps::app` is in `Apps::map` while a guest of it lives, so every
+//!   spawn into it shares one count; an app made for one embedder spawn is not (only that
+//!   guest and its descendants, through their slots, reach it).
 //! * `App::live` is the number of slots of that app alive; `HostInner::live_guests` the
 //!   number of all slots. Both go up only in [`Slot::acquire`] and down only in `Drop`.
 
@@ -26,6 +29,13 @@ use crate::HostInner;
 pub(crate) struct App {
     pub(crate) realm: Realm,
     live: AtomicUsize,
+}
+
+impl App {
+    /// An app with no guest yet.
+    pub(crate) fn new(realm: Realm) -> App {
+        App { realm, live: AtomicUsize::new(0) }
+    }
 }
 
 /// The apps a host knows, by realm (weak: an app with no live guest is forgotten).
@@ -46,7 +56,7 @@ impl Apps {
         if map.len() >= 64 && map.len().is_power_of_two() {
             map.retain(|_, w| w.strong_count() > 0);
         }
-        let a = Arc::new(App { realm, live: AtomicUsize::new(0) });
+        let a = Arc::new(App::new(realm));
         map.insert(realm, Arc::downgrade(&a));
         a
     }

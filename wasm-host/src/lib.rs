@@ -444,8 +444,16 @@ impl HostInner {
     /// A spawn by the embedder: in the app its caps name, or a new one; only the host's
     /// pool limits it (an app's process quota binds the spawns its guests make).
     fn embedder_guest(self: &Arc<Self>, artifact: &Artifact, opts: WasmOpts) -> Result<(std::pin::Pin<Box<process::Body>>, SpawnOpts), SpawnError> {
-        let realm = opts.caps.app_id().unwrap_or_else(Realm::fresh);
-        let slot = app::Slot::acquire(self, self.apps.get(realm), None).map_err(|e| match e {
+        // A new app is known only to this guest and what it spawns (they find it through
+        // its slot): it needs no entry in the map, nor the map's lock on this hot path.
+        let (realm, app) = match opts.caps.app_id() {
+            Some(realm) => (realm, self.apps.get(realm)),
+            None => {
+                let realm = Realm::fresh();
+                (realm, Arc::new(app::App::new(realm)))
+            }
+        };
+        let slot = app::Slot::acquire(self, app, None).map_err(|e| match e {
             app::NoSlot::Pool(n) => SpawnError::Limit(n),
             app::NoSlot::App(_) => unreachable!("no app limit asked"),
         })?;

@@ -496,3 +496,35 @@ fn text_opening_with_a_block_comment_is_still_a_component() {
     let m = host.load("m", b"(; a comment ;) (module)").expect("loads");
     assert_eq!(m.kind(), rusm_wasm::ArtifactKind::Module);
 }
+
+/// A component exporting two versions of `wasi:cli/run`: `run` of 0.2.0 answers
+/// `err`, `run` of 0.2.6 answers `ok`, exported in the order given.
+fn two_cli_runs(newest_first: bool) -> String {
+    let (first, second) = if newest_first { ("0.2.6", "0.2.0") } else { ("0.2.0", "0.2.6") };
+    let inst = |v: &str| if v == "0.2.6" { "$new" } else { "$old" };
+    format!(
+        r#"(component
+  (core module $m
+    (func (export "old") (result i32) i32.const 1)
+    (func (export "new") (result i32) i32.const 0))
+  (core instance $i (instantiate $m))
+  (func $old_f (result (result)) (canon lift (core func $i "old")))
+  (func $new_f (result (result)) (canon lift (core func $i "new")))
+  (instance $old (export "run" (func $old_f)))
+  (instance $new (export "run" (func $new_f)))
+  (export "wasi:cli/run@{first}" (instance {}))
+  (export "wasi:cli/run@{second}" (instance {})))"#,
+        inst(first),
+        inst(second)
+    )
+}
+
+#[test]
+fn a_command_exporting_two_cli_run_versions_runs_the_newest() {
+    let (node, host, _) = setup();
+    for newest_first in [true, false] {
+        let art = host.load("two-runs", two_cli_runs(newest_first).as_bytes()).expect("loads");
+        let reason = run_to_exit(&node, &host, &art, WasmOpts::default());
+        assert_eq!(reason, rusm_otp::ExitReason::Normal, "newest first: {newest_first}");
+    }
+}
