@@ -1,0 +1,7 @@
+//! One module a subcommand.
+
+pub mod build;
+pub mod check;
+pub mod ctl;
+pub mod new;
+pub mod run;

@@ -1,0 +1,201 @@
+//! `rusm run`: build what is stale, load every artifact, start the tree, and run until
+//! every process has ended or the user stops it.
+//!
+//! # Shutdown
+//!
+//! 1. The first Ctrl-C or SIGTERM asks the master to stop: the root supervisor stops its
+//!    children in reverse start order, each within its `shutdown`.
+//! 2. A second one kills every process at once; the exit code is then 130.
+//! 3. Exit codes: 0 everything ended normally or was stopped; 1 the root supervisor gave up
+//!    or a component could not be built or loaded; 78 a manifest error (2, usage, is clap's).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use rusm_otp::{ExitReason, Node, Pid};
+use rusm_wasm::{Host, HostConfig};
+
+use crate::app::{self, Note, Report};
+use crate::control;
+use crate::args::RunArgs;
+use crate::cmd::build;
+use crate::events::{Event, Out};
+use crate::manifest::{self, App, ArtifactSource, Component};
+use crate::{EXIT_CONFIG, EXIT_FAILURE, EXIT_FORCED, Failure};
+
+/// Runs `rusm run`; returns the exit code.
+///
+/// # Errors
+///
+/// A [`Failure`] carrying its exit code.
+pub fn run(args: RunArgs) -> Result<i32, Failure> {
+    let out = Arc::new(Out::new(args.json, args.quiet, args.follow.clone()));
+    let path = args.path.clone().unwrap_or_else(|| PathBuf::from(manifest::FILE_NAME));
+    let single = path.extension().is_some_and(|e| e == "wasm") && path.is_file();
+    let app = if single {
+        single_wasm(&path, &args.wasm_args)
+    } else {
+        if !args.wasm_args.is_empty() {
+            return Err(Failure::usage("arguments after `--` are for a single .wasm file; give a component its `args` in rusm.toml"));
+        }
+        let mut app = manifest::load(&manifest::locate(&path), &|k| std::env::var(k).ok()).map_err(Failure::Manifest)?;
+        build::build_all(&app, &out).map_err(|e| Failure::code(EXIT_FAILURE, e))?;
+        if !args.no_wasm_dir {
+            app.components.extend(wasm_dir_components(&app));
+        }
+        app
+    };
+    if app.components.is_empty() {
+        return Err(Failure::code(
+            EXIT_CONFIG,
+            anyhow::anyhow!("{} declares no components and ./wasm/ holds no .wasm: add a [components.<name>] table, or put a .wasm file in {}", app.path.display(), build::wasm_dir(&app).display()),
+        ));
+    }
+    for c in &app.components {
+        if c.listen.is_some() {
+            return Err(Failure::code(EXIT_CONFIG, anyhow::anyhow!("[components.{}] listen: this rusm does not accept connections for guests yet", c.name)));
+        }
+    }
+    run_app(&app, out, !single).map_err(|e| Failure::code(EXIT_FAILURE, e))
+}
+
+/// A `.wasm` file run alone: one instance, never restarted, its arguments from `--`.
+fn single_wasm(path: &Path, args: &[String]) -> App {
+    let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("main").to_owned();
+    let mut c = Component::from_wasm_dir(name.clone(), path.to_owned());
+    c.args = args.to_vec();
+    c.restart = rusm_otp::supervisor::Restart::Temporary;
+    App {
+        name,
+        path: path.to_owned(),
+        dir: path.parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from(".")),
+        root: manifest::SupervisorCfg::default(),
+        groups: Vec::new(),
+        components: vec![c],
+    }
+}
+
+/// The files of `./wasm/` no component names: one sandboxed instance each.
+fn wasm_dir_components(app: &App) -> Vec<Component> {
+    let dir = build::wasm_dir(app);
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+    let claimed: Vec<PathBuf> = app
+        .components
+        .iter()
+        .filter_map(|c| std::fs::canonicalize(build::artifact_path(app, &c.name, &c.artifact)).ok())
+        .collect();
+    let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "wasm")).collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let Some(stem) = f.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else { continue };
+        let canon = std::fs::canonicalize(&f).unwrap_or_else(|_| f.clone());
+        if claimed.contains(&canon) || app.components.iter().any(|c| c.name == stem) {
+            continue;
+        }
+        if stem.is_empty() || !stem.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            tracing::warn!("skipping {}: name the file with letters, digits, `-` and `_`", f.display());
+            continue;
+        }
+        out.push(Component::from_wasm_dir(stem, f));
+    }
+    out
+}
+
+/// The compile cache: `$XDG_CACHE_HOME/rusm` or `~/.cache/rusm`, owner-only.
+fn cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    let dir = base.join("rusm");
+    std::fs::create_dir_all(&dir).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).ok()?;
+    }
+    Some(dir)
+}
+
+fn run_app(app: &App, out: Arc<Out>, with_control: bool) -> Result<i32> {
+    // Bound first: a second run of the same app is refused before anything starts.
+    let control = if with_control { Some(control::bind(&app.dir)?) } else { None };
+    let labels: Arc<RwLock<HashMap<Pid, String>>> = Arc::default();
+    let sink_out = out.clone();
+    let sink_labels = labels.clone();
+    let config = HostConfig {
+        cache_dir: cache_dir(),
+        log: Arc::new(move |pid, stream, line| {
+            let known = sink_labels.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&pid).cloned();
+            let label = known
+                .or_else(|| rusm_otp::try_self_pid().and_then(|_| rusm_otp::info(pid)).and_then(|i| i.label))
+                .unwrap_or_else(|| pid.to_string());
+            sink_out.guest_line(&label, pid, stream, line);
+        }),
+        ..HostConfig::default()
+    };
+    let host = Host::new(config).context("starting the Wasm host")?;
+    let node = Arc::new(Node::new().context("starting the scheduler")?);
+    let mut artifacts = HashMap::new();
+    for c in &app.components {
+        let path = build::artifact_path(app, &c.name, &c.artifact);
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {} for component {}", path.display(), c.name))?;
+        let art = host.load(&c.name, &bytes).with_context(|| format!("loading component {}", c.name))?;
+        if matches!(c.artifact, ArtifactSource::WasmDir(_)) {
+            tracing::info!("running {} from {}", c.name, path.display());
+        }
+        artifacts.insert(c.name.clone(), art);
+    }
+
+    let signals = Arc::new(AtomicUsize::new(0));
+    let s = signals.clone();
+    ctrlc::set_handler(move || {
+        s.fetch_add(1, Ordering::SeqCst);
+    })
+    .context("installing the Ctrl-C handler")?;
+
+    let table = control::Shared::default();
+    let (master, reports) = app::start(&node, &host, app, &artifacts, out.clone(), table.clone())?;
+    if let Some(listener) = control {
+        let n = node.clone();
+        control::serve(listener, node.clone(), table, Arc::new(move || n.send(master, rusm_otp::Message::value(Note::Stop))));
+    }
+    let mut root: Option<Pid> = None;
+    let mut asked_stop = false;
+    let code = loop {
+        match reports.recv_timeout(Duration::from_millis(25)) {
+            Ok(Report::Up(pid)) => root = Some(pid),
+            Ok(Report::StartFailed(why)) => bail!("the app could not start: {why}"),
+            Ok(Report::Done) => out.event(Event::Stopping { why: "every process has exited" }),
+            Ok(Report::GaveUp) => break EXIT_FAILURE,
+            Ok(Report::Stopped) => break 0,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break if asked_stop { 0 } else { EXIT_FAILURE },
+        }
+        let n = signals.load(Ordering::SeqCst);
+        if n >= 1 && !asked_stop {
+            asked_stop = true;
+            out.event(Event::Stopping { why: "interrupted (Ctrl-C again to kill at once)" });
+            node.send(master, rusm_otp::Message::value(Note::Stop));
+        }
+        if n >= 2 {
+            out.event(Event::Stopping { why: "killed" });
+            if let Some(r) = root {
+                node.exit(r, ExitReason::Kill);
+            }
+            for p in node.processes() {
+                node.exit(p, ExitReason::Kill);
+            }
+            break EXIT_FORCED;
+        }
+    };
+    out.event(Event::Stopped { code });
+    if with_control {
+        let _ = std::fs::remove_file(control::socket_path(&app.dir));
+    }
+    // Every process has ended (or been killed): the process exits without waiting for
+    // the node's threads; the control server's threads end with it.
+    Ok(code)
+}

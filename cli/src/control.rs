@@ -1,0 +1,213 @@
+//! The control socket of a running app: `rusm ps`, `rusm info`, `rusm stop` talk to a
+//! `rusm run` through `.rusm/control.sock` beside its manifest.
+//!
+//! The protocol is JSON lines: one request object a line (`{"cmd":"ps"}`,
+//! `{"cmd":"info","target":"NAME|PID"}`, `{"cmd":"stop"}`), one answer object a line
+//! (`{"ok":true,…}` or `{"ok":false,"error":"…"}`).
+//!
+//! # Invariants
+//!
+//! - The socket and its directory are the owner's alone (0700 / 0600): whoever can
+//!   connect can stop the app.
+//! - One `rusm run` an app directory: a socket that answers means another run is live, and
+//!   this one refuses to start; one that does not answer was left by a crashed run, and is
+//!   replaced.
+//! - The server runs on plain threads, outside the scheduler: a slow client never holds
+//!   a worker.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use rusm_otp::{Node, Pid};
+use serde_json::{Value, json};
+
+use crate::events::split_label;
+
+/// What the master knows of each live instance (it writes, the server reads).
+#[derive(Debug, Default)]
+pub struct Instances {
+    /// By pid.
+    pub live: HashMap<Pid, Instance>,
+}
+
+/// One live instance.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// `name` or `name/i`.
+    pub label: String,
+    /// When this pid started.
+    pub started: Instant,
+    /// Restarts of this label before this pid.
+    pub restarts: u32,
+}
+
+/// Shared between the master and the control server.
+pub type Shared = Arc<Mutex<Instances>>;
+
+/// The socket of the app in `dir`.
+pub fn socket_path(dir: &Path) -> PathBuf {
+    dir.join(".rusm").join("control.sock")
+}
+
+/// Binds the app's control socket, replacing a stale one.
+///
+/// # Errors
+///
+/// Another live run of the app, or a socket that cannot be made.
+pub fn bind(dir: &Path) -> Result<UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = socket_path(dir);
+    let parent = path.parent().expect("has .rusm");
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700)).with_context(|| format!("securing {}", parent.display()))?;
+    if path.exists() {
+        if UnixStream::connect(&path).is_ok() {
+            bail!("this app is already running (its control socket {} answers): stop it with `rusm stop`", path.display());
+        }
+        tracing::debug!("replacing the stale control socket {}", path.display());
+        std::fs::remove_file(&path).with_context(|| format!("removing the stale {}", path.display()))?;
+    }
+    let listener = UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).with_context(|| format!("securing {}", path.display()))?;
+    Ok(listener)
+}
+
+/// Serves `listener` until the process ends; `stop` is called for a stop request.
+pub fn serve(listener: UnixListener, node: Arc<Node>, table: Shared, stop: Arc<dyn Fn() + Send + Sync>) {
+    std::thread::Builder::new()
+        .name("rusm-control".into())
+        .spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let (node, table, stop) = (node.clone(), table.clone(), stop.clone());
+                let _ = std::thread::Builder::new().name("rusm-control-conn".into()).spawn(move || {
+                    let _ = connection(conn, &node, &table, &*stop);
+                });
+            }
+        })
+        .expect("spawning the control thread");
+}
+
+fn connection(conn: UnixStream, node: &Node, table: &Shared, stop: &(dyn Fn() + Send + Sync)) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut w = conn.try_clone()?;
+    for line in BufReader::new(conn).lines() {
+        let line = line?;
+        let answer = match serde_json::from_str::<Value>(&line) {
+            Err(e) => json!({"ok": false, "error": format!("not JSON: {e}")}),
+            Ok(req) => answer(&req, node, table, stop),
+        };
+        writeln!(w, "{answer}")?;
+    }
+    Ok(())
+}
+
+fn answer(req: &Value, node: &Node, table: &Shared, stop: &(dyn Fn() + Send + Sync)) -> Value {
+    match req["cmd"].as_str() {
+        Some("ps") => json!({"ok": true, "processes": rows(node, table)}),
+        Some("info") => {
+            let target = req["target"].as_str().unwrap_or_default();
+            let rows = rows(node, table);
+            let found: Vec<&Value> = rows.iter().filter(|r| r["pid"] == target || r["label"] == target || r["component"] == target).collect();
+            if found.is_empty() {
+                return json!({"ok": false, "error": format!("no process {target:?} in this app (see `rusm ps`)")});
+            }
+            let detail: Vec<Value> = found
+                .iter()
+                .map(|r| {
+                    let mut r = (*r).clone();
+                    if let Some(info) = r["pid"].as_str().and_then(|p| pid_of(table, p)).and_then(|p| node.info(p)) {
+                        r["links"] = json!(info.links.iter().map(ToString::to_string).collect::<Vec<_>>());
+                        r["monitors"] = json!(info.monitors.iter().map(ToString::to_string).collect::<Vec<_>>());
+                        r["monitored_by"] = json!(info.monitored_by.iter().map(ToString::to_string).collect::<Vec<_>>());
+                        r["name"] = json!(info.name);
+                        r["groups"] = json!(info.groups);
+                        r["trap_exit"] = json!(info.trap_exit);
+                        r["mailbox_bytes"] = json!(info.mailbox_bytes);
+                    }
+                    r
+                })
+                .collect();
+            json!({"ok": true, "processes": detail})
+        }
+        Some("stop") => {
+            stop();
+            json!({"ok": true})
+        }
+        other => json!({"ok": false, "error": format!("unknown command {other:?}: ps, info or stop")}),
+    }
+}
+
+fn pid_of(table: &Shared, text: &str) -> Option<Pid> {
+    table.lock().unwrap_or_else(PoisonError::into_inner).live.keys().find(|p| p.to_string() == text).copied()
+}
+
+/// `ps` rows, in label order.
+fn rows(node: &Node, table: &Shared) -> Vec<Value> {
+    let live: Vec<(Pid, Instance)> = table.lock().unwrap_or_else(PoisonError::into_inner).live.iter().map(|(p, i)| (*p, i.clone())).collect();
+    let mut rows: Vec<Value> = live
+        .into_iter()
+        .filter_map(|(pid, inst)| {
+            let info = node.info(pid)?;
+            let (component, instance) = split_label(&inst.label);
+            Some(json!({
+                "pid": pid.to_string(),
+                "label": inst.label,
+                "component": component,
+                "instance": instance,
+                "status": format!("{:?}", info.status).to_lowercase(),
+                "restarts": inst.restarts,
+                "messages": info.reductions,
+                "mailbox": info.mailbox_len,
+                "uptime_ms": inst.started.elapsed().as_millis() as u64,
+            }))
+        })
+        .collect();
+    rows.sort_by(|a, b| a["component"].as_str().cmp(&b["component"].as_str()).then(a["instance"].as_u64().cmp(&b["instance"].as_u64())));
+    rows
+}
+
+/// Sends one request to the app in `dir` and returns its answer.
+///
+/// # Errors
+///
+/// No run of the app is live, or it answered an error.
+pub fn request(dir: &Path, req: &Value) -> Result<Value> {
+    let path = socket_path(dir);
+    let conn = UnixStream::connect(&path).with_context(|| format!("no running app at {} (start it with `rusm run`)", dir.display()))?;
+    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut w = conn.try_clone()?;
+    writeln!(w, "{req}")?;
+    let mut line = String::new();
+    BufReader::new(conn).read_line(&mut line).context("reading the app's answer")?;
+    let v: Value = serde_json::from_str(&line).context("the app's answer is not JSON")?;
+    if v["ok"] != true {
+        bail!("{}", v["error"].as_str().unwrap_or("the app refused"));
+    }
+    Ok(v)
+}
+
+/// `ps` rows as a table.
+pub fn print_table(rows: &[Value]) {
+    println!("{:<14} {:<16} {:>4} {:<9} {:>8} {:>10} {:>7} {:>10}", "PID", "COMPONENT", "INST", "STATUS", "RESTARTS", "MESSAGES", "MAILBOX", "UPTIME");
+    for r in rows {
+        let up = r["uptime_ms"].as_u64().unwrap_or(0);
+        let uptime = if up >= 3_600_000 { format!("{}h{:02}m", up / 3_600_000, up / 60_000 % 60) } else { format!("{}m{:02}s", up / 60_000, up / 1000 % 60) };
+        println!(
+            "{:<14} {:<16} {:>4} {:<9} {:>8} {:>10} {:>7} {:>10}",
+            r["pid"].as_str().unwrap_or("?"),
+            r["component"].as_str().unwrap_or("?"),
+            r["instance"],
+            r["status"].as_str().unwrap_or("?"),
+            r["restarts"],
+            r["messages"],
+            r["mailbox"],
+            uptime
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! The example apps, run by the binary as a user would (`rusm run examples/NAME`).
+
+use std::time::{Duration, Instant};
+
+use crate::*;
+
+/// One `rusm run` of an app directory at a time (a second is refused: its control socket).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[test]
+fn hello_prints_and_exits_normally() {
+    let _one = one_at_a_time();
+    let o = rusm().args(["run", "examples/hello"]).current_dir(repo()).output().unwrap();
+    let (stdout, stderr) = texts(&o);
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.lines().any(|l| l == "hello | Hello, world! I am one of 1 process(es) of this app."), "no greeting:\n{stdout}");
+    assert!(stderr.contains("started hello <0."), "{stderr}");
+    assert!(stderr.contains("exited normally"), "{stderr}");
+    assert!(stderr.contains("every process has exited"), "{stderr}");
+}
+
+#[test]
+fn hello_as_json_events() {
+    let _one = one_at_a_time();
+    let o = rusm().args(["run", "--json", "examples/hello"]).current_dir(repo()).output().unwrap();
+    let (stdout, stderr) = texts(&o);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    let events: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let at = |k: &str| kinds.iter().position(|x| *x == k).unwrap_or_else(|| panic!("no {k} event in {kinds:?}"));
+    assert!(at("started") < at("output") && at("output") < at("exited") && at("exited") < at("stopped"), "{kinds:?}");
+    let out = &events[at("output")];
+    assert_eq!(out["component"], "hello");
+    assert_eq!(out["instance"], 1);
+    assert!(out["line"].as_str().unwrap().starts_with("Hello, world!"));
+    assert_eq!(events[at("exited")]["normal"], true);
+    assert_eq!(events[at("stopped")]["code"], 0);
+}
+
+#[test]
+fn pingpong_runs_its_round_trips_and_ends() {
+    let o = rusm().args(["run", "examples/pingpong"]).current_dir(repo()).output().unwrap();
+    let (stdout, stderr) = texts(&o);
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.lines().any(|l| l.starts_with("ping | ping: 10000 round trips to pong")), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "pong | pong: answered 10000 pings, stopping"), "{stdout}");
+    // pong starts before ping (start_after).
+    let pong = stderr.find("started pong").expect("pong started");
+    let ping = stderr.find("started ping").expect("ping started");
+    assert!(pong < ping, "{stderr}");
+}
+
+/// A manifest in a temp dir around a WAT component: `parked` waits for ever.
+fn parked_app(extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let wat = r#"(component
+  (import "rusm:runtime/actor@0.1.0" (instance $a (export "sleep" (func (param "ms" u64)))))
+  (core func $sleep (canon lower (func $a "sleep")))
+  (core module $m (import "a" "sleep" (func $sleep (param i64)))
+    (func (export "run") (call $sleep (i64.const -1))))
+  (core instance $i (instantiate $m (with "a" (instance (export "sleep" (func $sleep))))))
+  (func (export "run") (canon lift (core func $i "run"))))"#;
+    std::fs::write(dir.path().join("parked.wat"), wat).unwrap();
+    std::fs::write(dir.path().join("rusm.toml"), format!("[app]\nname = \"parked\"\n\n[components.parked]\nwasm = \"parked.wat\"\n{extra}")).unwrap();
+    dir
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_every_process_and_exits_0() {
+    let dir = parked_app("instances = 3\nshutdown = 200\n");
+    let (mut child, lines) = start_run(dir.path(), 3);
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let lines = lines.lock().unwrap().join("\n");
+    assert_eq!(status.code(), Some(0), "{lines}");
+    for i in 1..=3 {
+        assert!(lines.contains(&format!("parked/{i} <0.")), "{lines}");
+    }
+    assert_eq!(lines.matches("exited: shutdown").count(), 3, "{lines}");
+    // Stopped in reverse start order.
+    let at = |i: u32| lines.find(&format!("parked/{i} <0.")).map(|_| lines.rfind(&format!("parked/{i} ")).unwrap()).unwrap();
+    assert!(at(3) < at(2) && at(2) < at(1), "{lines}");
+}
+
+#[test]
+fn a_new_app_runs_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = rusm().args(["new", "my-app"]).current_dir(dir.path()).output().unwrap();
+    let (stdout, stderr) = texts(&o);
+    assert_eq!(o.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("cd my-app && rusm run"), "{stdout}");
+    let app = dir.path().join("my-app");
+    for f in ["rusm.toml", "Cargo.toml", "components/my-app/src/lib.rs", "wit/runtime.wit", ".gitignore", ".env.example"] {
+        assert!(app.join(f).is_file(), "rusm new wrote no {f}");
+    }
+    // Share the examples' target directory: the same profile, so wit-bindgen builds once.
+    let o = rusm().args(["run"]).current_dir(&app).env("CARGO_TARGET_DIR", repo().join("examples/target")).output().unwrap();
+    let (stdout, stderr) = texts(&o);
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.lines().any(|l| l.starts_with("my-app | Hello from my-app! My pid is ") && l.ends_with("my app has 1 process(es).")), "{stdout}");
+    assert!(app.join("wasm/my-app.wasm").is_file(), "the build lands in ./wasm/");
+    // A second `new` of the same name refuses and leaves the app alone.
+    let o = rusm().args(["new", "my-app"]).current_dir(dir.path()).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(texts(&o).1.contains("already exists"));
+}
+
+/// Starts `rusm run` in `dir` and waits for `n` "started" lines; returns the child and the
+/// stderr lines so far (a thread keeps reading them).
+#[cfg(unix)]
+fn start_run(dir: &Path, n: usize) -> (std::process::Child, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let mut child = rusm().args(["run"]).current_dir(dir).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let l2 = lines.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            l2.lock().unwrap().push(line);
+        }
+    });
+    let end = Instant::now() + Duration::from_secs(60);
+    while lines.lock().unwrap().iter().filter(|l| l.contains("started ")).count() < n {
+        assert!(Instant::now() < end, "not started: {:?}", lines.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, lines)
+}
+
+#[cfg(unix)]
+#[test]
+fn the_control_socket_lists_shows_and_stops_a_running_app() {
+    let dir = parked_app("instances = 2\nshutdown = 100\n");
+    // A socket left by a crashed run is replaced.
+    std::fs::create_dir_all(dir.path().join(".rusm")).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(dir.path().join(".rusm/control.sock")).unwrap());
+    let (mut child, lines) = start_run(dir.path(), 2);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(".rusm/control.sock")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the socket is the owner's only: {mode:o}");
+    }
+    let app = dir.path().to_str().unwrap();
+    let o = rusm().args(["ps", "--json", "--app", app]).output().unwrap();
+    let (stdout, stderr) = texts(&o);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r["component"], "parked");
+        assert_eq!(r["instance"], i as u64 + 1);
+        assert_eq!(r["status"], "waiting", "{r}");
+        assert_eq!(r["restarts"], 0);
+        assert!(r["pid"].as_str().unwrap().starts_with("<0."));
+    }
+    let o = rusm().args(["ps", "--app", app]).output().unwrap();
+    let table = texts(&o).0;
+    assert!(table.starts_with("PID") && table.lines().count() == 3, "{table}");
+    let o = rusm().args(["info", "parked/2", "--json", "--app", app]).output().unwrap();
+    let info: Vec<serde_json::Value> = serde_json::from_str(&texts(&o).0).unwrap();
+    assert_eq!(info.len(), 1);
+    assert_eq!(info[0]["label"], "parked/2");
+    assert!(info[0]["links"].as_array().unwrap().len() == 1, "linked to its supervisor: {}", info[0]);
+    let o = rusm().args(["info", "nobody", "--app", app]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(texts(&o).1.contains("no process \"nobody\""));
+    // A second run of the same app is refused while this one lives.
+    let o = rusm().args(["run"]).current_dir(dir.path()).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(texts(&o).1.contains("already running"), "{}", texts(&o).1);
+    // stop: graceful, exit 0, the socket gone.
+    let o = rusm().args(["stop", "--app", app]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", texts(&o).1);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{:?}", lines.lock().unwrap());
+    assert_eq!(lines.lock().unwrap().iter().filter(|l| l.contains("exited: shutdown")).count(), 2);
+    assert!(!dir.path().join(".rusm/control.sock").exists());
+    let o = rusm().args(["ps", "--app", app]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(texts(&o).1.contains("no running app"), "{}", texts(&o).1);
+}
