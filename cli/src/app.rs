@@ -53,8 +53,10 @@ pub enum Report {
 /// What reaches the master.
 #[derive(Debug)]
 pub enum Note {
-    /// An instance (or a group supervisor) started.
+    /// An instance, a group supervisor or a listener started.
     Started { label: String, pid: Pid, supervisor: bool },
+    /// A listener is accepting on this address.
+    Listening { label: String, addr: std::net::SocketAddr },
     /// Stop the app gracefully.
     Stop,
     /// See whether the app is done.
@@ -70,6 +72,8 @@ struct Instance {
     restart: Restart,
     shutdown: Shutdown,
     register: Option<Register>,
+    /// `listen`: this child is the listener; each connection is an instance.
+    listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Clone)]
@@ -129,9 +133,10 @@ pub fn start(
             restart: c.restart,
             shutdown: c.shutdown,
             register: register.clone(),
+            listen: c.listen,
         });
         match &c.group {
-            None => root.extend(instances.map(Child::Instance)),
+            None => root.extend(instances.map(|i| Child::Instance(Box::new(i)))),
             Some(g) => {
                 let slot = root.iter().position(|ch| matches!(ch, Child::Group(n, _, _) if n == g));
                 let i = slot.unwrap_or_else(|| {
@@ -157,7 +162,7 @@ pub fn start(
 }
 
 enum Child {
-    Instance(Instance),
+    Instance(Box<Instance>),
     Group(String, SupervisorCfg, Vec<Instance>),
 }
 
@@ -169,6 +174,16 @@ fn instance_spec(inst: Instance, host: Host, master: Pid) -> ChildSpec {
     let shutdown = inst.shutdown;
     let restart = inst.restart;
     let label = inst.label.clone();
+    if let Some(addr) = inst.listen {
+        let spec = crate::listen::ListenSpec { name: inst.label.clone(), addr, artifact: inst.artifact.clone(), caps: inst.caps.clone(), host };
+        return ChildSpec::start_with(label, restart, move |_opts| {
+            let (pid, local) = crate::listen::start_link(spec.clone())?;
+            rusm_otp::send(master, Message::value(Note::Started { label: spec.name.clone(), pid, supervisor: false }));
+            rusm_otp::send(master, Message::value(Note::Listening { label: spec.name.clone(), addr: local }));
+            Ok(pid)
+        })
+        .shutdown(shutdown);
+    }
     ChildSpec::start_with(label, restart, move |opts| {
         let spawned = host
             .spawn_here(&inst.artifact, WasmOpts { caps: inst.caps.clone(), entry: None, spawn: opts })
@@ -198,7 +213,7 @@ fn master(realm: Realm, root_cfg: SupervisorCfg, children: Vec<Child>, host: Hos
     let mut root_spec = spec(root_cfg);
     for ch in children {
         match ch {
-            Child::Instance(inst) => root_spec = root_spec.child(instance_spec(inst, host.clone(), me)),
+            Child::Instance(inst) => root_spec = root_spec.child(instance_spec(*inst, host.clone(), me)),
             Child::Group(name, cfg, members) => {
                 let mut g = spec(cfg);
                 for inst in members {
@@ -244,6 +259,7 @@ fn master(realm: Realm, root_cfg: SupervisorCfg, children: Vec<Child>, host: Hos
                     let m = rusm_otp::monitor(pid);
                     watched.insert(m, (label, pid, supervisor));
                 }
+                Ok(Note::Listening { label, addr }) => out.event(Event::Listening { label: &label, addr }),
                 Ok(Note::Stop) if !stopping => {
                     stopping = true;
                     rusm_otp::exit(root, ExitReason::Shutdown);
@@ -280,6 +296,11 @@ fn master(realm: Realm, root_cfg: SupervisorCfg, children: Vec<Child>, host: Hos
                 }
             }
             Received::Exit { from, reason } if from == root => {
+                // What the tree did not hold (a listener's connections, what guests
+                // spawned) ends with it.
+                for p in rusm_otp::processes_in(realm) {
+                    rusm_otp::exit(p, ExitReason::Shutdown);
+                }
                 if !stopping {
                     out.event(Event::GaveUp { supervisor: "root", reason: &reason });
                     let _ = tx.send(Report::GaveUp);

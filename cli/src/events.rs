@@ -31,6 +31,8 @@ pub enum Event<'a> {
     Built { component: &'a str, path: &'a str },
     /// An instance started (`restarts` 0) or was restarted.
     Started { label: &'a str, pid: Pid, restarts: u32 },
+    /// A listener accepts connections here.
+    Listening { label: &'a str, addr: std::net::SocketAddr },
     /// An instance exited.
     Exited { label: &'a str, pid: Pid, reason: &'a ExitReason },
     /// A supervisor hit its restart intensity and stopped its children.
@@ -76,6 +78,7 @@ impl Out {
                     json!({"event": "exited", "component": component, "instance": instance, "pid": pid.to_string(),
                            "reason": reason.to_string(), "normal": matches!(reason, ExitReason::Normal)})
                 }
+                Event::Listening { label, addr } => json!({"event": "listening", "component": label, "addr": addr.to_string()}),
                 Event::GaveUp { supervisor, reason } => json!({"event": "gave_up", "supervisor": supervisor, "reason": reason.to_string()}),
                 Event::Stopping { why } => json!({"event": "stopping", "why": why}),
                 Event::Stopped { code } => json!({"event": "stopped", "code": code}),
@@ -87,6 +90,7 @@ impl Out {
             Event::Built { component, path } => tracing::info!("built {component} → {path}"),
             Event::Started { label, pid, restarts: 0 } => tracing::info!("started {label} {pid}"),
             Event::Started { label, pid, restarts } => tracing::info!("restarted {label} {pid} (restart {restarts})"),
+            Event::Listening { label, addr } => tracing::info!("{label} listening on {addr}"),
             Event::Exited { label, pid, reason: ExitReason::Normal } => tracing::info!("{label} {pid} exited normally"),
             Event::Exited { label, pid, reason } => tracing::warn!("{label} {pid} exited: {reason}"),
             Event::GaveUp { supervisor, reason } => {

@@ -9,6 +9,7 @@ mod args;
 mod cmd;
 mod control;
 mod events;
+mod listen;
 mod manifest;
 
 use std::io::IsTerminal;

@@ -55,11 +55,6 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
             anyhow::anyhow!("{} declares no components and ./wasm/ holds no .wasm: add a [components.<name>] table, or put a .wasm file in {}", app.path.display(), build::wasm_dir(&app).display()),
         ));
     }
-    for c in &app.components {
-        if c.listen.is_some() {
-            return Err(Failure::code(EXIT_CONFIG, anyhow::anyhow!("[components.{}] listen: this rusm does not accept connections for guests yet", c.name)));
-        }
-    }
     run_app(&app, out, !single).map_err(|e| Failure::code(EXIT_FAILURE, e))
 }
 

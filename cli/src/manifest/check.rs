@@ -258,6 +258,14 @@ fn component(
             let addr: SocketAddr = l.get_ref().parse().map_err(|_| {
                 Located::at(l.span(), format!("bad address \"{}\"", l.get_ref()), "not an address").help("an IP and a port, e.g. \"127.0.0.1:7000\"")
             })?;
+            if let Some(i) = t.instances.as_ref().filter(|_| instances > 1) {
+                return Err(Located::at(i.span(), "`instances` with `listen`: a listening component runs one instance per connection", "remove this")
+                    .help("each accepted connection starts its own instance; remove `instances`"));
+            }
+            if let Some(r) = &t.register {
+                return Err(Located::at(r.span(), "`register` with `listen`: connection instances come and go", "remove this")
+                    .help("register a component the connections talk to instead"));
+            }
             Some(addr)
         }
     };

@@ -185,3 +185,65 @@ fn the_control_socket_lists_shows_and_stops_a_running_app() {
     assert_eq!(o.status.code(), Some(1));
     assert!(texts(&o).1.contains("no running app"), "{}", texts(&o).1);
 }
+
+#[cfg(unix)]
+#[test]
+fn echo_tcp_gives_each_of_200_clients_its_own_bytes_while_a_crash_ends_only_itself() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let source = repo().join("examples/echo-tcp/components/echo");
+    std::fs::write(
+        dir.path().join("rusm.toml"),
+        format!("[app]\nname = \"echo-test\"\n\n[components.echo]\nsource = {:?}\nlisten = \"127.0.0.1:0\"\n", source.to_str().unwrap()),
+    )
+    .unwrap();
+    let (mut child, lines) = start_run(dir.path(), 1);
+    let addr: std::net::SocketAddr = {
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = lines.lock().unwrap().iter().find_map(|l| l.split("echo listening on ").nth(1).map(|a| a.trim().parse().unwrap()));
+            if let Some(a) = found {
+                break a;
+            }
+            assert!(Instant::now() < end, "{:?}", lines.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let clients: Vec<_> = (0..200u32)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                if i == 7 {
+                    s.write_all(b"hello\ncrash\n").unwrap();
+                    let mut got = Vec::new();
+                    // The instance crashes: the connection ends (EOF or reset), whatever
+                    // was echoed before it.
+                    let _ = s.read_to_end(&mut got);
+                    return None;
+                }
+                let mine: Vec<u8> = (0..4000u32).flat_map(|k| (i * 7919 + k).to_le_bytes()).collect();
+                s.write_all(&mine).unwrap();
+                s.shutdown(std::net::Shutdown::Write).unwrap();
+                let mut got = Vec::new();
+                s.read_to_end(&mut got).unwrap();
+                Some(got == mine)
+            })
+        })
+        .collect();
+    let results: Vec<Option<bool>> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    assert_eq!(results.iter().filter(|r| **r == Some(true)).count(), 199, "every other client got its own 16,000 bytes back");
+    // The listener lives on: one more client after the crash.
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"still here").unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = String::new();
+    s.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "still here");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{:?}", lines.lock().unwrap());
+    let lines = lines.lock().unwrap();
+    assert!(!lines.iter().any(|l| l.contains("restarted")), "the listener never restarted: {lines:?}");
+}
