@@ -107,6 +107,17 @@ pub(crate) fn list_processes(st: &ProcState) -> Vec<Pid> {
     if st.caps.reaches_other_apps() { rusm_otp::processes() } else { rusm_otp::processes_in(st.app()) }
 }
 
+/// `group_members(name)`: the members of the pg group `name` the guest may act on (its
+/// app's, or every member for `Trusted`), as [`list_processes`].
+pub(crate) fn group_members(st: &ProcState, name: &str) -> Vec<Pid> {
+    let all = rusm_otp::pg::members(name);
+    if st.caps.reaches_other_apps() {
+        return all;
+    }
+    let app = st.app();
+    all.into_iter().filter(|p| rusm_otp::realm_of(*p) == Some(app)).collect()
+}
+
 /// `register(name, p)`: a free name, for a process the guest may act on.
 pub(crate) fn register(st: &ProcState, name: &str, p: Pid) -> Result<(), Refusal> {
     st.reach(p)?;

@@ -247,3 +247,28 @@ fn echo_tcp_gives_each_of_200_clients_its_own_bytes_while_a_crash_ends_only_itse
     let lines = lines.lock().unwrap();
     assert!(!lines.iter().any(|l| l.contains("restarted")), "the listener never restarted: {lines:?}");
 }
+
+#[test]
+fn workers_answer_every_job_while_crashing_workers_restart() {
+    let o = rusm().args(["run", "examples/workers"]).current_dir(repo()).output().unwrap();
+    let (stdout, stderr) = texts(&o);
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let summary = stdout.lines().find(|l| l.starts_with("dispatch | dispatch: 100 jobs answered, 100 correct, ")).unwrap_or_else(|| panic!("{stdout}"));
+    let retried: u32 = summary.split(", ").nth(2).and_then(|s| s.split(' ').next()).and_then(|n| n.parse().ok()).unwrap();
+    // Each worker crashes on its 5th job: with 100 jobs over 4 workers, many times.
+    assert!(retried >= 10, "{summary}");
+    let crashes = stderr.lines().filter(|l| l.contains("exited: crashed: wasm trap")).count();
+    let restarts = stderr.lines().filter(|l| l.contains("restarted worker/")).count();
+    assert_eq!(crashes, retried as usize, "every retry was a crash:\n{stderr}");
+    assert_eq!(restarts, crashes, "every crash was restarted:\n{stderr}");
+    assert!(stdout.contains("worker crashed on job"), "the panic message is the guest's stderr");
+}
+
+#[test]
+fn mixed_a_wasip1_module_and_a_component_talk() {
+    let o = rusm().args(["run", "examples/mixed"]).current_dir(repo()).output().unwrap();
+    let (stdout, stderr) = texts(&o);
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.lines().any(|l| l == "client | client (component): counted to 10 through the wasip1 module"), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "counter | counter (wasip1 module): answered 10 requests, stopping"), "{stdout}");
+}

@@ -355,15 +355,18 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
 
     linker.func_wrap(m, "list_processes", |mut c: C<'_>, buf: i32, cap: i32| -> Result<i32> {
         let cap = len_arg("list_processes", cap)?;
-        let r = range(&mut c, "list_processes", buf, cap.checked_mul(8).ok_or_else(|| trap("list_processes", "capacity too large"))?)?;
+        range(&mut c, "list_processes", buf, cap.checked_mul(8).ok_or_else(|| trap("list_processes", "capacity too large"))?)?;
         let pids = ops::list_processes(c.data());
-        let n = pids.len().min(cap);
-        let mut out = Vec::with_capacity(n * 8);
-        for p in &pids[..n] {
-            out.extend_from_slice(&p.to_u64().to_le_bytes());
-        }
-        write_bytes(&mut c, "list_processes", r.start as i32, &out)?;
-        Ok(i32::try_from(pids.len()).unwrap_or(i32::MAX))
+        write_pids(&mut c, "list_processes", buf, cap, &pids)
+    })?;
+
+    linker.func_wrap(m, "group_members", |mut c: C<'_>, ptr: i32, len: i32, buf: i32, cap: i32| -> Result<i32> {
+        let f = "group_members";
+        let name = read_str(&mut c, f, ptr, len)?;
+        let cap = len_arg(f, cap)?;
+        range(&mut c, f, buf, cap.checked_mul(8).ok_or_else(|| trap(f, "capacity too large"))?)?;
+        let pids = ops::group_members(c.data(), &name);
+        write_pids(&mut c, f, buf, cap, &pids)
     })?;
 
     linker.func_wrap(m, "info", |mut c: C<'_>, who: i64, buf: i32, cap: i32, out_len: i32| -> Result<i32> {
@@ -609,4 +612,16 @@ pub(crate) fn add_to_linker(linker: &mut Linker<ProcState>) -> Result<()> {
     })?;
 
     Ok(())
+}
+
+/// Writes the first `cap` of `pids` at `buf` (u64 LE each, range already checked) and
+/// returns the total count, saturating: `list_processes` and `group_members`.
+fn write_pids(c: &mut C<'_>, f: &'static str, buf: i32, cap: usize, pids: &[Pid]) -> Result<i32> {
+    let n = pids.len().min(cap);
+    let mut out = Vec::with_capacity(n * 8);
+    for p in &pids[..n] {
+        out.extend_from_slice(&p.to_u64().to_le_bytes());
+    }
+    write_bytes(c, f, buf, &out)?;
+    Ok(i32::try_from(pids.len()).unwrap_or(i32::MAX))
 }

@@ -315,6 +315,10 @@ impl actor::Host for ProcState {
         Ok(ops::list_processes(self).iter().map(|p| p.to_u64()).collect())
     }
 
+    async fn group_members(&mut self, name: String) -> Result<Vec<u64>> {
+        Ok(ops::group_members(self, &name).iter().map(|p| p.to_u64()).collect())
+    }
+
     async fn info(&mut self, p: u64) -> Result<Result<actor::ProcessInfo, actor::ProcessError>> {
         let i = match ops::info(self, pid(p)) {
             Ok(i) => i,

@@ -16,7 +16,7 @@ fn all_imports_link_with_their_documented_signatures() {
     assert_eq!(run_to_exit(&node, &host, &art, WasmOpts::default()), ExitReason::Normal);
     // The names the module imports are exactly the ABI's.
     let names: Vec<String> = art.module().expect("a module").imports().map(|i| i.name().to_owned()).collect();
-    assert_eq!(names.len(), 28);
+    assert_eq!(names.len(), 29);
     node.shutdown();
 }
 

@@ -528,3 +528,37 @@ fn a_command_exporting_two_cli_run_versions_runs_the_newest() {
         assert_eq!(reason, rusm_otp::ExitReason::Normal, "newest first: {newest_first}");
     }
 }
+
+/// Answers its first message [reply-to] with [group_members("g") as i64].
+const GROUP_COUNT: &str = r#"(module
+  (import "rusm" "receive" (func $receive (param i32 i32 i64 i32) (result i32)))
+  (import "rusm" "send" (func $send (param i64 i32 i32) (result i32)))
+  (import "rusm" "group_members" (func $gm (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "g")
+  (func (export "_start")
+    (drop (call $receive (i32.const 100) (i32.const 8) (i64.const -1) (i32.const 200)))
+    (i64.store (i32.const 300) (i64.extend_i32_u (call $gm (i32.const 0) (i32.const 1) (i32.const 400) (i32.const 16))))
+    (drop (call $send (i64.load (i32.const 100)) (i32.const 300) (i32.const 8)))))"#;
+
+#[test]
+fn group_members_lists_the_apps_members_unless_trusted() {
+    let w = world();
+    w.host.load("group-count", GROUP_COUNT.as_bytes()).expect("loads");
+    let app = Realm::fresh();
+    let (a, b) = (w.spawn("parked", Caps::sandboxed().app(app)), w.spawn("parked", Caps::sandboxed().app(app)));
+    let outsider = w.service();
+    w.run(move || {
+        for p in [a, b, outsider] {
+            assert!(rusm_otp::pg::join("g", p));
+        }
+    });
+    for (caps, want) in [(Caps::sandboxed().app(app), 2i64), (Caps::sandboxed(), 0), (Caps::trusted(), 3)] {
+        let asker = w.spawn("group-count", caps);
+        let got = w.run(move || {
+            rusm_otp::send(asker, rusm_otp::self_pid().to_u64().to_le_bytes().to_vec());
+            i64::from_le_bytes(recv_bytes(Duration::from_secs(20))[..8].try_into().unwrap())
+        });
+        assert_eq!(got, want);
+    }
+}
