@@ -42,6 +42,7 @@
 
 #![deny(unsafe_code)]
 
+mod app;
 mod component;
 mod idle;
 mod otp;
@@ -103,6 +104,14 @@ const SCENARIOS: &[(&str, &str)] = &[
     (
         "component-pingpong",
         "round trip between two components over send/receive (vs two native processes)",
+    ),
+    (
+        "app-start",
+        "`rusm run` to every component started, 1 and 100 components, cold and warm cache (vs plain wasmtime; needs target/release/rusm)",
+    ),
+    (
+        "connection-storm",
+        "examples/echo-tcp under 100 clients: connections/s, p50/p99 (vs a thread-per-connection std echo; needs target/release/rusm)",
     ),
     (
         "idle-components",
@@ -497,6 +506,8 @@ fn main() {
                 "fairness" => wasm::fairness(&opts).map(|r| print_report(&opts, &r)),
                 "idle-modules" => wasm::idle_modules(&opts),
                 "component-storm" => component::component_storm(&opts).map(|r| print_report(&opts, &r)),
+                "app-start" => app::app_start(&opts),
+                "connection-storm" => app::connection_storm(&opts).map(|r| print_report(&opts, &r)),
                 "component-pingpong" => component::component_pingpong(&opts).map(|r| print_report(&opts, &r)),
                 "idle-components" => component::idle_components(&opts, false),
                 "idle-components-p3" => component::idle_components(&opts, true),

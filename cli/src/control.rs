@@ -98,16 +98,26 @@ fn connection(conn: UnixStream, node: &Node, table: &Shared, stop: &(dyn Fn() + 
     let mut w = conn.try_clone()?;
     for line in BufReader::new(conn).lines() {
         let line = line?;
-        let answer = match serde_json::from_str::<Value>(&line) {
+        let req = serde_json::from_str::<Value>(&line);
+        if let Ok(r) = &req
+            && r["cmd"] == "stop"
+        {
+            // Answer first: once stopped, the process exits, and the answer with it.
+            writeln!(w, "{}", json!({"ok": true}))?;
+            w.flush()?;
+            stop();
+            continue;
+        }
+        let answer = match req {
             Err(e) => json!({"ok": false, "error": format!("not JSON: {e}")}),
-            Ok(req) => answer(&req, node, table, stop),
+            Ok(req) => answer(&req, node, table),
         };
         writeln!(w, "{answer}")?;
     }
     Ok(())
 }
 
-fn answer(req: &Value, node: &Node, table: &Shared, stop: &(dyn Fn() + Send + Sync)) -> Value {
+fn answer(req: &Value, node: &Node, table: &Shared) -> Value {
     match req["cmd"].as_str() {
         Some("ps") => json!({"ok": true, "processes": rows(node, table)}),
         Some("info") => {
@@ -134,10 +144,6 @@ fn answer(req: &Value, node: &Node, table: &Shared, stop: &(dyn Fn() + Send + Sy
                 })
                 .collect();
             json!({"ok": true, "processes": detail})
-        }
-        Some("stop") => {
-            stop();
-            json!({"ok": true})
         }
         other => json!({"ok": false, "error": format!("unknown command {other:?}: ps, info or stop")}),
     }

@@ -130,3 +130,25 @@ fn assert_idle_guests_measured(v: &serde_json::Value) {
     assert!(v["baseline"]["bytes_per_guest"].as_f64().is_some_and(|b| b > 0.0), "{v}");
     assert!(v["ratio"].as_f64().is_some_and(|r| r > 0.0), "{v}");
 }
+
+/// The app scenarios run the `rusm` binary beside this one (`cargo test --workspace`
+/// builds it into the same target directory).
+#[test]
+fn app_scenarios_report_both_sides() {
+    let rusm = std::path::Path::new(env!("CARGO_BIN_EXE_rusm-bench")).with_file_name("rusm");
+    if !rusm.is_file() && std::env::var_os("CI").is_none() {
+        eprintln!("skipped: no {} (run `cargo test --workspace`, which builds it)", rusm.display());
+        return;
+    }
+    let v = run(&["run", "connection-storm", "0.5", "--json"]);
+    assert_sides_measured(&v);
+    assert!(v["target_met"].is_boolean(), "{v}");
+    let v = run(&["run", "app-start", "1", "--json", "--count", "2"]);
+    assert_eq!(v["scenario"], "app-start");
+    let rows = v["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 2, "cold and warm: {v}");
+    for r in rows {
+        assert_eq!(r["components"], 2);
+        assert!(r["rusm_ms"].as_f64().unwrap() > 0.0 && r["wasmtime_ms"].as_f64().unwrap() > 0.0, "{v}");
+    }
+}

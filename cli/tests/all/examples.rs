@@ -76,7 +76,6 @@ fn ctrl_c_stops_every_process_and_exits_0() {
     let pid = child.id().to_string();
     assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
     let status = child.wait().unwrap();
-    std::thread::sleep(Duration::from_millis(100));
     let lines = lines.lock().unwrap().join("\n");
     assert_eq!(status.code(), Some(0), "{lines}");
     for i in 1..=3 {
@@ -114,12 +113,12 @@ fn a_new_app_runs_as_it_is() {
 /// Starts `rusm run` in `dir` and waits for `n` "started" lines; returns the child and the
 /// stderr lines so far (a thread keeps reading them).
 #[cfg(unix)]
-fn start_run(dir: &Path, n: usize) -> (std::process::Child, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+fn start_run(dir: &Path, n: usize) -> (Run, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     let mut child = rusm().args(["run"]).current_dir(dir).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let l2 = lines.clone();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         use std::io::BufRead;
         for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
             l2.lock().unwrap().push(line);
@@ -130,7 +129,30 @@ fn start_run(dir: &Path, n: usize) -> (std::process::Child, std::sync::Arc<std::
         assert!(Instant::now() < end, "not started: {:?}", lines.lock().unwrap());
         std::thread::sleep(Duration::from_millis(20));
     }
-    (child, lines)
+    (Run { child, reader: Some(reader) }, lines)
+}
+
+/// A running `rusm run` and the thread reading its stderr.
+#[cfg(unix)]
+struct Run {
+    child: std::process::Child,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+#[cfg(unix)]
+impl Run {
+    fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its exit status, once every line it wrote has been read.
+    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        let status = self.child.wait()?;
+        if let Some(r) = self.reader.take() {
+            r.join().expect("the reader");
+        }
+        Ok(status)
+    }
 }
 
 #[cfg(unix)]
