@@ -149,7 +149,7 @@ pub fn app_start(opts: &Opts) -> Result<(), String> {
     for r in &rows {
         println!(
             "{:>11} {:>6} {:>12} {:>14} {:>6.2}x",
-            r["components"],
+            r["components"].as_u64().unwrap_or(0),
             r["cache"].as_str().unwrap_or(""),
             fmt_ns(r["rusm_ms"].as_f64().map(|ms| ms * 1e6)),
             fmt_ns(r["wasmtime_ms"].as_f64().map(|ms| ms * 1e6)),

@@ -114,6 +114,39 @@ fn cache_dir() -> Option<PathBuf> {
     Some(dir)
 }
 
+/// Loads (compiles, or takes from the cache) every component's artifact, on as many
+/// threads as there are cores: a cold start of many components is compile-bound.
+fn load_all(host: &Host, app: &App) -> Result<HashMap<String, rusm_wasm::Artifact>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(app.components.len()).max(1);
+    let next = AtomicUsize::new(0);
+    let loaded: Vec<Result<Vec<(String, rusm_wasm::Artifact)>>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(c) = app.components.get(i) else { return Ok(mine) };
+                        let path = build::artifact_path(app, &c.name, &c.artifact);
+                        let bytes = std::fs::read(&path).with_context(|| format!("reading {} for component {}", path.display(), c.name))?;
+                        let art = host.load(&c.name, &bytes).with_context(|| format!("loading component {}", c.name))?;
+                        if matches!(c.artifact, ArtifactSource::WasmDir(_)) {
+                            tracing::info!("running {} from {}", c.name, path.display());
+                        }
+                        mine.push((c.name.clone(), art));
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a loader thread panicked")))).collect()
+    });
+    let mut artifacts = HashMap::new();
+    for l in loaded {
+        artifacts.extend(l?);
+    }
+    Ok(artifacts)
+}
+
 fn run_app(app: &App, out: Arc<Out>, with_control: bool) -> Result<i32> {
     // Bound first: a second run of the same app is refused before anything starts.
     let control = if with_control { Some(control::bind(&app.dir)?) } else { None };
@@ -133,16 +166,7 @@ fn run_app(app: &App, out: Arc<Out>, with_control: bool) -> Result<i32> {
     };
     let host = Host::new(config).context("starting the Wasm host")?;
     let node = Arc::new(Node::new().context("starting the scheduler")?);
-    let mut artifacts = HashMap::new();
-    for c in &app.components {
-        let path = build::artifact_path(app, &c.name, &c.artifact);
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {} for component {}", path.display(), c.name))?;
-        let art = host.load(&c.name, &bytes).with_context(|| format!("loading component {}", c.name))?;
-        if matches!(c.artifact, ArtifactSource::WasmDir(_)) {
-            tracing::info!("running {} from {}", c.name, path.display());
-        }
-        artifacts.insert(c.name.clone(), art);
-    }
+    let artifacts = load_all(&host, app)?;
 
     let signals = Arc::new(AtomicUsize::new(0));
     let s = signals.clone();
