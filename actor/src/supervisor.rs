@@ -177,13 +177,48 @@ impl ChildSpec {
     }
 }
 
+/// What a supervisor reports as it goes (OTP's supervisor reports to the logger), to the
+/// function given to [`SupervisorSpec::reporter`], called in the supervisor's process.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum SupervisorReport<'a> {
+    /// A child ended, by itself or stopped by the supervisor (OTP's `child_terminated`
+    /// and `shutdown_error` reports; also sent for a child stopped in order).
+    ChildTerminated {
+        /// Its id.
+        id: &'a str,
+        /// The process that ended.
+        pid: Pid,
+        /// Why.
+        reason: &'a ExitReason,
+    },
+    /// More than `intensity` restarts within `period`: the supervisor stops its children
+    /// and exits `shutdown` (OTP's `reached_max_restart_intensity`).
+    MaxIntensity,
+}
+
+type Reporter = Arc<dyn Fn(&SupervisorReport<'_>) + Send + Sync + 'static>;
+
 /// A supervisor's configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SupervisorSpec {
     strategy: Strategy,
     intensity: u32,
     period: Duration,
     children: Vec<ChildSpec>,
+    reporter: Option<Reporter>,
+}
+
+impl std::fmt::Debug for SupervisorSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SupervisorSpec")
+            .field("strategy", &self.strategy)
+            .field("intensity", &self.intensity)
+            .field("period", &self.period)
+            .field("children", &self.children)
+            .field("reporter", &self.reporter.is_some())
+            .finish()
+    }
 }
 
 impl SupervisorSpec {
@@ -194,7 +229,15 @@ impl SupervisorSpec {
             intensity: 1,
             period: Duration::from_secs(5),
             children: Vec::new(),
+            reporter: None,
         }
+    }
+
+    /// Calls `f` with each [`SupervisorReport`], in the supervisor's process (keep it
+    /// short: send a message, write a log line).
+    pub fn reporter(mut self, f: impl Fn(&SupervisorReport<'_>) + Send + Sync + 'static) -> Self {
+        self.reporter = Some(Arc::new(f));
+        self
     }
 
     /// At most `restarts` restarts within `period`.
@@ -247,6 +290,7 @@ struct Sup {
     next_key: u64,
     restarts: VecDeque<Instant>,
     parent: Option<Pid>,
+    reporter: Option<Reporter>,
 }
 
 /// The body of a supervisor process: start the children, acknowledge the start, serve.
@@ -260,6 +304,7 @@ fn run(spec: SupervisorSpec, parent: Option<Pid>, ack: Ack) {
         next_key: 0,
         restarts: VecDeque::new(),
         parent,
+        reporter: spec.reporter,
     };
     for spec in spec.children {
         sup.push(spec);
@@ -280,6 +325,7 @@ fn run(spec: SupervisorSpec, parent: Option<Pid>, ack: Ack) {
                     crate::exit_with(reason);
                 }
                 if let Some(i) = sup.children.iter().position(|c| c.pid == Some(from)) {
+                    sup.report(&SupervisorReport::ChildTerminated { id: &sup.children[i].spec.id, pid: from, reason: &reason });
                     sup.child_exited(i, &reason);
                 }
             }
@@ -290,6 +336,12 @@ fn run(spec: SupervisorSpec, parent: Option<Pid>, ack: Ack) {
 }
 
 impl Sup {
+    fn report(&self, r: &SupervisorReport<'_>) {
+        if let Some(f) = &self.reporter {
+            f(r);
+        }
+    }
+
     fn push(&mut self, spec: ChildSpec) -> usize {
         self.next_key += 1;
         self.children.push(Child {
@@ -384,6 +436,7 @@ impl Sup {
             self.restarts.pop_front();
         }
         if self.restarts.len() as u32 > self.intensity {
+            self.report(&SupervisorReport::MaxIntensity);
             self.stop_all();
             crate::exit_with(ExitReason::Shutdown);
         }
@@ -435,31 +488,39 @@ impl Sup {
                 timeout,
             )
         };
-        match self.children[i].spec.shutdown {
+        let got = match self.children[i].spec.shutdown {
             Shutdown::BrutalKill => {
                 crate::exit(pid, ExitReason::Kill);
-                down(None);
+                down(None)
             }
             Shutdown::Infinity => {
                 crate::exit(pid, ExitReason::Shutdown);
-                down(None);
+                down(None)
             }
             Shutdown::Timeout(t) => {
                 crate::exit(pid, ExitReason::Shutdown);
-                if matches!(down(Some(t)), Received::Timeout) {
-                    crate::exit(pid, ExitReason::Kill);
-                    down(None);
+                match down(Some(t)) {
+                    Received::Timeout => {
+                        crate::exit(pid, ExitReason::Kill);
+                        down(None)
+                    }
+                    d => d,
                 }
             }
+        };
+        let mut reason = match got {
+            Received::Down { reason, .. } => reason,
+            _ => ExitReason::NoProc,
+        };
+        // An EXIT that arrived before the unlink is stale now (none can arrive after it);
+        // it holds the real reason of a child that was already dead (the monitor's is
+        // `noproc`).
+        while let Received::Exit { reason: r, .. } =
+            crate::receive_match(|r| matches!(r, Received::Exit { from, .. } if *from == pid), Some(Duration::ZERO))
+        {
+            reason = r;
         }
-        // An EXIT that arrived before the unlink is stale now (none can arrive after it).
-        while !matches!(
-            crate::receive_match(
-                |r| matches!(r, Received::Exit { from, .. } if *from == pid),
-                Some(Duration::ZERO),
-            ),
-            Received::Timeout
-        ) {}
+        self.report(&SupervisorReport::ChildTerminated { id: &self.children[i].spec.id, pid, reason: &reason });
     }
 
     fn stop_all(&mut self) {

@@ -16,8 +16,10 @@
 //! - The master is the root supervisor's parent: a graceful stop is its exit signal, so
 //!   the supervisor stops its children in reverse start order, each within its shutdown.
 //! - Every start of an instance passes through its start function, which tells the
-//!   master (`Note::Started`); the master monitors it and reports its exit. So every
-//!   start, restart and exit is seen exactly once.
+//!   master (`Note::Started`), and every end reaches the master as its supervisor's
+//!   report (`SupervisorReport::ChildTerminated`, with the child's own reason, even for a
+//!   child that died before anyone could monitor it). Both come from the supervisor's
+//!   process, so a start is always seen before its end, and each exactly once.
 //! - The app is done when no process of its realm is alive and no supervisor holds a
 //!   running child (a crashed child about to restart is still held).
 
@@ -28,7 +30,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use rusm_otp::supervisor::{self, ChildSpec, Restart, Shutdown, SupervisorSpec};
-use rusm_otp::{ExitReason, Message, MonitorRef, Node, Pid, Realm, Received};
+use rusm_otp::{ExitReason, Message, Node, Pid, Realm, Received};
 use rusm_wasm::{Artifact, Caps, Host, WasmOpts};
 
 use crate::control::{self, Shared};
@@ -55,6 +57,10 @@ pub enum Report {
 pub enum Note {
     /// An instance, a group supervisor or a listener started.
     Started { label: String, pid: Pid, supervisor: bool },
+    /// A supervisor's child ended (its report; the reason is the child's own).
+    Terminated { pid: Pid, reason: ExitReason },
+    /// A supervisor reached its restart intensity and is giving up.
+    MaxIntensity { supervisor: String },
     /// A listener is accepting on this address.
     Listening { label: String, addr: std::net::SocketAddr },
     /// Stop the app gracefully.
@@ -166,8 +172,17 @@ enum Child {
     Group(String, SupervisorCfg, Vec<Instance>),
 }
 
-fn spec(cfg: SupervisorCfg) -> SupervisorSpec {
-    SupervisorSpec::new(cfg.strategy).intensity(cfg.intensity, cfg.period)
+/// A supervisor that reports its children's ends and its giving up to the master.
+fn spec(cfg: SupervisorCfg, name: &str, master: Pid) -> SupervisorSpec {
+    let name = name.to_owned();
+    SupervisorSpec::new(cfg.strategy).intensity(cfg.intensity, cfg.period).reporter(move |r| {
+        let note = match r {
+            supervisor::SupervisorReport::ChildTerminated { pid, reason, .. } => Note::Terminated { pid: *pid, reason: (*reason).clone() },
+            supervisor::SupervisorReport::MaxIntensity => Note::MaxIntensity { supervisor: name.clone() },
+            _ => return,
+        };
+        rusm_otp::send(master, Message::value(note));
+    })
 }
 
 fn instance_spec(inst: Instance, host: Host, master: Pid) -> ChildSpec {
@@ -210,12 +225,12 @@ fn instance_spec(inst: Instance, host: Host, master: Pid) -> ChildSpec {
 fn master(realm: Realm, root_cfg: SupervisorCfg, children: Vec<Child>, host: Host, out: Arc<Out>, tx: mpsc::Sender<Report>, table: Shared) {
     rusm_otp::trap_exit(true);
     let me = rusm_otp::self_pid();
-    let mut root_spec = spec(root_cfg);
+    let mut root_spec = spec(root_cfg, "root", me);
     for ch in children {
         match ch {
             Child::Instance(inst) => root_spec = root_spec.child(instance_spec(*inst, host.clone(), me)),
             Child::Group(name, cfg, members) => {
-                let mut g = spec(cfg);
+                let mut g = spec(cfg, &name, me);
                 for inst in members {
                     g = g.child(instance_spec(inst, host.clone(), me));
                 }
@@ -239,7 +254,8 @@ fn master(realm: Realm, root_cfg: SupervisorCfg, children: Vec<Child>, host: Hos
         }
     };
     let _ = tx.send(Report::Up(root));
-    let mut watched: HashMap<MonitorRef, (String, Pid, bool)> = HashMap::new();
+    // Live instances (not group supervisors), by pid: their ends come as reports.
+    let mut live: HashMap<Pid, String> = HashMap::new();
     let mut starts: HashMap<String, u32> = HashMap::new();
     let mut groups: Vec<Pid> = Vec::new();
     let mut stopping = false;
@@ -252,12 +268,24 @@ fn master(realm: Realm, root_cfg: SupervisorCfg, children: Vec<Child>, host: Hos
                         out.event(Event::Started { label: &label, pid, restarts: *n });
                         let inst = control::Instance { label: label.clone(), started: std::time::Instant::now(), restarts: *n };
                         table.lock().unwrap_or_else(std::sync::PoisonError::into_inner).live.insert(pid, inst);
+                        live.insert(pid, label);
                     } else {
                         groups.push(pid);
                     }
                     *n += 1;
-                    let m = rusm_otp::monitor(pid);
-                    watched.insert(m, (label, pid, supervisor));
+                }
+                Ok(Note::Terminated { pid, reason }) => {
+                    groups.retain(|g| *g != pid);
+                    if let Some(label) = live.remove(&pid) {
+                        table.lock().unwrap_or_else(std::sync::PoisonError::into_inner).live.remove(&pid);
+                        out.event(Event::Exited { label: &label, pid, reason: &reason });
+                    }
+                    if !stopping && live.is_empty() {
+                        rusm_otp::send_after(Duration::from_millis(20), me, Message::value(Note::Check));
+                    }
+                }
+                Ok(Note::MaxIntensity { supervisor }) if !stopping => {
+                    out.event(Event::GaveUp { supervisor: &supervisor, reason: &ExitReason::Shutdown });
                 }
                 Ok(Note::Listening { label, addr }) => out.event(Event::Listening { label: &label, addr }),
                 Ok(Note::Stop) if !stopping => {
@@ -265,7 +293,7 @@ fn master(realm: Realm, root_cfg: SupervisorCfg, children: Vec<Child>, host: Hos
                     rusm_otp::exit(root, ExitReason::Shutdown);
                 }
                 Ok(Note::Check) if !stopping => {
-                    if !watched.values().all(|(_, _, sup)| *sup) {
+                    if !live.is_empty() {
                         // An instance is running: its exit brings the next check.
                     } else if is_done(realm, root, &groups) {
                         stopping = true;
@@ -279,22 +307,6 @@ fn master(realm: Realm, root_cfg: SupervisorCfg, children: Vec<Child>, host: Hos
                 }
                 _ => {}
             },
-            Received::Down { monitor, pid, reason } => {
-                if let Some((label, _, sup)) = watched.remove(&monitor) {
-                    if sup {
-                        groups.retain(|g| *g != pid);
-                        if !stopping && reason.is_shutdown() {
-                            out.event(Event::GaveUp { supervisor: &label, reason: &reason });
-                        }
-                    } else {
-                        table.lock().unwrap_or_else(std::sync::PoisonError::into_inner).live.remove(&pid);
-                        out.event(Event::Exited { label: &label, pid, reason: &reason });
-                    }
-                }
-                if !stopping && watched.values().all(|(_, _, sup)| *sup) {
-                    rusm_otp::send_after(Duration::from_millis(20), me, Message::value(Note::Check));
-                }
-            }
             Received::Exit { from, reason } if from == root => {
                 // What the tree did not hold (a listener's connections, what guests
                 // spawned) ends with it.
@@ -302,7 +314,7 @@ fn master(realm: Realm, root_cfg: SupervisorCfg, children: Vec<Child>, host: Hos
                     rusm_otp::exit(p, ExitReason::Shutdown);
                 }
                 if !stopping {
-                    out.event(Event::GaveUp { supervisor: "root", reason: &reason });
+                    tracing::debug!("the root supervisor exited: {reason}");
                     let _ = tx.send(Report::GaveUp);
                 } else {
                     let _ = tx.send(Report::Stopped);

@@ -18,6 +18,8 @@ use serde_json::json;
 /// Where output goes, and which.
 #[derive(Debug)]
 pub struct Out {
+    /// The last abnormal exit reason of an instance (what `rusm run x.wasm` exits with).
+    last_abnormal: std::sync::Mutex<Option<ExitReason>>,
     json: bool,
     color: bool,
     quiet: bool,
@@ -54,7 +56,7 @@ pub fn split_label(label: &str) -> (&str, u32) {
 impl Out {
     /// Output per the flags of `rusm run`.
     pub fn new(json: bool, quiet: bool, follow: Vec<String>) -> Out {
-        Out { json, color: !json && std::io::stdout().is_terminal(), quiet, follow }
+        Out { last_abnormal: std::sync::Mutex::new(None), json, color: !json && std::io::stdout().is_terminal(), quiet, follow }
     }
 
     fn line(&self, s: &str) {
@@ -63,8 +65,23 @@ impl Out {
         let _ = out.flush();
     }
 
+    /// Whether progress spinners may draw: text mode on a terminal's stderr.
+    pub fn is_terminal(&self) -> bool {
+        !self.json && std::io::stderr().is_terminal()
+    }
+
+    /// The last abnormal exit of an instance, if any.
+    pub fn last_abnormal(&self) -> Option<ExitReason> {
+        self.last_abnormal.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
     /// A lifecycle event.
     pub fn event(&self, e: Event<'_>) {
+        if let Event::Exited { reason, .. } = &e
+            && !matches!(reason, ExitReason::Normal)
+        {
+            *self.last_abnormal.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((*reason).clone());
+        }
         if self.json {
             let v = match e {
                 Event::Built { component, path } => json!({"event": "built", "component": component, "path": path}),

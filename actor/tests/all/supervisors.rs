@@ -577,3 +577,33 @@ fn trace_simple_one_for_one_with_a_crashing_middle_child() {
     assert_eq!(now.len(), 3);
     assert!(now.contains(&kids[0]) && now.contains(&kids[2]) && !now.contains(&kids[1]), "{now:?}");
 }
+
+/// The reporter sees each child's end with the child's own reason (also for a child that
+/// dies before anyone could monitor it, and for children stopped in order), and the
+/// supervisor giving up.
+#[test]
+fn the_reporter_sees_every_end_with_its_reason_and_the_give_up() {
+    let node = node();
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let s2 = seen.clone();
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .intensity(1, Duration::from_secs(5))
+        .reporter(move |r| {
+            s2.lock().push(match r {
+                supervisor::SupervisorReport::ChildTerminated { id, reason, .. } => format!("{id}: {reason}"),
+                supervisor::SupervisorReport::MaxIntensity => "max intensity".to_owned(),
+                _ => "other".to_owned(),
+            })
+        })
+        .child(ChildSpec::new("idle", Restart::Permanent, idle))
+        .child(ChildSpec::new("boom", Restart::Permanent, || rusm_otp::exit_with(ExitReason::Other("boom".into()))));
+    // boom exits at once, is restarted once, exits again: the supervisor gives up and
+    // stops `idle` in order. (It may be gone before start_supervisor returns.)
+    let _ = node.start_supervisor(spec);
+    let end = Instant::now() + T;
+    while seen.lock().len() < 4 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let seen = seen.lock().clone();
+    assert_eq!(seen, ["boom: boom", "boom: boom", "max intensity", "idle: shutdown"], "{seen:?}");
+}

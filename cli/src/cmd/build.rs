@@ -35,7 +35,7 @@ pub fn build_all(app: &App, out: &Out) -> Result<()> {
                 checked.push(*target);
             }
             let dest = wasm_dir(app).join(format!("{}.wasm", c.name));
-            let changed = build_one(&c.name, dir, *target, &dest)?;
+            let changed = build_one(&c.name, dir, *target, &dest, out.is_terminal())?;
             if changed {
                 out.event(Event::Built { component: &c.name, path: &dest.display().to_string() });
             }
@@ -72,8 +72,37 @@ fn ensure_target(target: Target) -> Result<()> {
 
 /// Runs cargo for one crate; copies the artifact to `dest` if its bytes differ. Returns
 /// whether `dest` changed.
-fn build_one(name: &str, dir: &Path, target: Target, dest: &Path) -> Result<bool> {
+fn build_one(name: &str, dir: &Path, target: Target, dest: &Path, spin: bool) -> Result<bool> {
     tracing::debug!("building {name} ({}) for {}", dir.display(), target.triple());
+    // A spinner while cargo works, on a terminal only (plain lines otherwise).
+    let spinner = spin.then(|| {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.set_message(format!("building {name} ({})", target.triple()));
+        pb.enable_steady_tick(std::time::Duration::from_millis(100));
+        pb
+    });
+    let result = run_cargo(name, dir, target);
+    if let Some(pb) = spinner {
+        pb.finish_and_clear();
+    }
+    let stdout = result?;
+    let built = wasm_artifact(&stdout, dir).with_context(|| format!("cargo built no .wasm for component {name} (is it a cdylib for wasip2 or a bin for wasip1?)"))?;
+    let bytes = std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
+    if std::fs::read(dest).is_ok_and(|old| old == bytes) {
+        return Ok(false);
+    }
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    // Write beside it and rename: a running watcher or loader never sees half a file.
+    let tmp = dest.with_extension("wasm.tmp");
+    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, dest).with_context(|| format!("writing {}", dest.display()))?;
+    Ok(true)
+}
+
+/// Runs cargo for one crate; returns its JSON messages, or its rendered errors.
+fn run_cargo(name: &str, dir: &Path, target: Target) -> Result<String> {
     let mut child = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args(["build", "--release", "--message-format=json-render-diagnostics", "--target", target.triple()])
         .current_dir(dir)
@@ -96,19 +125,7 @@ fn build_one(name: &str, dir: &Path, target: Target, dest: &Path) -> Result<bool
     if !status.success() {
         bail!("building component {name} failed ({}):\n{}", dir.display(), stderr.trim_end());
     }
-    let built = wasm_artifact(&stdout, dir).with_context(|| format!("cargo built no .wasm for component {name} (is it a cdylib for wasip2 or a bin for wasip1?)"))?;
-    let bytes = std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
-    if std::fs::read(dest).is_ok_and(|old| old == bytes) {
-        return Ok(false);
-    }
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    }
-    // Write beside it and rename: a running watcher or loader never sees half a file.
-    let tmp = dest.with_extension("wasm.tmp");
-    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, dest).with_context(|| format!("writing {}", dest.display()))?;
-    Ok(true)
+    Ok(stdout)
 }
 
 /// The `.wasm` of the crate in `dir` among cargo's `compiler-artifact` messages.

@@ -55,7 +55,16 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
             anyhow::anyhow!("{} declares no components and ./wasm/ holds no .wasm: add a [components.<name>] table, or put a .wasm file in {}", app.path.display(), build::wasm_dir(&app).display()),
         ));
     }
-    run_app(&app, out, !single).map_err(|e| Failure::code(EXIT_FAILURE, e))
+    let code = run_app(&app, out.clone(), !single).map_err(|e| Failure::code(EXIT_FAILURE, e))?;
+    if single && code == 0 {
+        // As `wasmtime run`: the artifact's own status (`proc_exit(n)`), 1 after a crash.
+        return Ok(match out.last_abnormal() {
+            None => 0,
+            Some(ExitReason::Other(r)) => r.strip_prefix("exit status ").and_then(|n| n.parse().ok()).unwrap_or(EXIT_FAILURE),
+            Some(_) => EXIT_FAILURE,
+        });
+    }
+    Ok(code)
 }
 
 /// A `.wasm` file run alone: one instance, never restarted, its arguments from `--`.

@@ -17,7 +17,7 @@ fn hello_prints_and_exits_normally() {
     let (stdout, stderr) = texts(&o);
     assert_eq!(o.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.lines().any(|l| l == "hello | Hello, world! I am one of 1 process(es) of this app."), "no greeting:\n{stdout}");
-    assert!(stderr.contains("started hello <0."), "{stderr}");
+    assert_eq!(stderr.matches("started hello <0.").count(), 1, "the built wasm/hello.wasm is the component's, not run again: {stderr}");
     assert!(stderr.contains("exited normally"), "{stderr}");
     assert!(stderr.contains("every process has exited"), "{stderr}");
 }
@@ -293,4 +293,87 @@ fn mixed_a_wasip1_module_and_a_component_talk() {
     assert_eq!(o.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.lines().any(|l| l == "client | client (component): counted to 10 through the wasip1 module"), "{stdout}");
     assert!(stdout.lines().any(|l| l == "counter | counter (wasip1 module): answered 10 requests, stopping"), "{stdout}");
+}
+
+/// A component whose `run` returns at once, as WAT text (which `.wasm` files may hold).
+const NOOP: &str = r#"(component
+  (core module $m (func (export "run")))
+  (core instance $i (instantiate $m))
+  (func (export "run") (canon lift (core func $i "run"))))"#;
+
+fn started(stdout: &str) -> Vec<String> {
+    let mut names: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "started")
+        .map(|v| v["component"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn every_unclaimed_wasm_in_the_wasm_dir_runs_unless_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("wasm")).unwrap();
+    std::fs::write(dir.path().join("main.wasm"), NOOP).unwrap();
+    std::fs::write(dir.path().join("wasm/extra.wasm"), NOOP).unwrap();
+    std::fs::write(dir.path().join("wasm/main.wasm"), NOOP).unwrap(); // a component's name: not run twice
+    std::fs::write(dir.path().join("wasm/not wasm.txt"), "ignored").unwrap();
+    std::fs::write(dir.path().join("rusm.toml"), "[app]\nname = \"dropins\"\n\n[components.main]\nwasm = \"main.wasm\"\n").unwrap();
+    let o = rusm().args(["run", "--json"]).current_dir(dir.path()).output().unwrap();
+    let (stdout, stderr) = texts(&o);
+    assert_eq!(o.status.code(), Some(0), "{stdout}{stderr}");
+    assert_eq!(started(&stdout), ["extra", "main"], "{stdout}");
+    let o = rusm().args(["run", "--json", "--no-wasm-dir"]).current_dir(dir.path()).output().unwrap();
+    assert_eq!(started(&texts(&o).0), ["main"]);
+}
+
+#[test]
+fn a_single_wasm_file_runs_alone_and_its_crash_is_exit_1_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("noop.wasm"), NOOP).unwrap();
+    let o = rusm().args(["run", "--json", "noop.wasm"]).current_dir(dir.path()).output().unwrap();
+    let (stdout, stderr) = texts(&o);
+    assert_eq!(o.status.code(), Some(0), "{stdout}{stderr}");
+    assert_eq!(started(&stdout), ["noop"]);
+    // A trapping component: temporary (never restarted), its reason printed.
+    let trap = NOOP.replace("(func (export \"run\")))", "(func (export \"run\") unreachable))");
+    std::fs::write(dir.path().join("trap.wasm"), trap).unwrap();
+    let o = rusm().args(["run", "trap.wasm"]).current_dir(dir.path()).output().unwrap();
+    let (_, stderr) = texts(&o);
+    assert_eq!(o.status.code(), Some(1), "a single artifact's crash is the exit code, as wasmtime run's: {stderr}");
+    assert!(stderr.contains("trap <0.") && stderr.contains("exited: crashed: wasm trap"), "{stderr}");
+    assert!(!stderr.contains("restarted"), "{stderr}");
+}
+
+#[test]
+fn a_crash_loop_makes_the_root_supervisor_give_up_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let trap = NOOP.replace("(func (export \"run\")))", "(func (export \"run\") unreachable))");
+    std::fs::write(dir.path().join("trap.wasm"), trap).unwrap();
+    std::fs::write(dir.path().join("rusm.toml"), "[app]\nname = \"crashy\"\n\n[components.trap]\nwasm = \"trap.wasm\"\nrestart = \"permanent\"\n").unwrap();
+    let o = rusm().args(["run"]).current_dir(dir.path()).output().unwrap();
+    let (_, stderr) = texts(&o);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    // OTP's default intensity: one restart in 5 s, then the supervisor gives up.
+    assert_eq!(stderr.matches("exited: crashed").count(), 2, "{stderr}");
+    assert!(stderr.contains("restarted trap") && stderr.contains("supervisor root gave up"), "{stderr}");
+}
+
+#[test]
+fn a_compile_error_shows_cargos_output_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let krate = dir.path().join("components/broken");
+    std::fs::create_dir_all(krate.join("src")).unwrap();
+    std::fs::write(krate.join("Cargo.toml"), "[package]\nname = \"broken\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[workspace]\n").unwrap();
+    std::fs::write(krate.join("src/lib.rs"), "pub fn oops() -> u32 { \"not a number\" }\n").unwrap();
+    std::fs::write(dir.path().join("rusm.toml"), "[app]\nname = \"broken\"\n\n[components.broken]\nsource = \"components/broken\"\n").unwrap();
+    for cmd in ["build", "run"] {
+        let o = rusm().arg(cmd).current_dir(dir.path()).output().unwrap();
+        let (_, stderr) = texts(&o);
+        assert_eq!(o.status.code(), Some(1), "{cmd}: {stderr}");
+        assert!(stderr.contains("building component broken failed") && stderr.contains("mismatched types"), "{cmd}: {stderr}");
+    }
+    assert!(!dir.path().join("wasm/broken.wasm").exists());
 }
