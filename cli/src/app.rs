@@ -33,7 +33,7 @@ use rusm_otp::supervisor::{self, ChildSpec, Restart, Shutdown, SupervisorSpec};
 use rusm_otp::{ExitReason, Message, Node, Pid, Realm, Received};
 use rusm_wasm::{Artifact, Caps, Host, WasmOpts};
 
-use crate::control::{self, Shared};
+use crate::control::{self, Table};
 use crate::events::{Event, Out};
 use crate::manifest::{App, Component, SupervisorCfg};
 
@@ -123,7 +123,7 @@ pub fn start(
     app: &App,
     artifacts: &HashMap<String, Artifact>,
     out: Arc<Out>,
-    table: Shared,
+    table: Table,
 ) -> Result<(Pid, mpsc::Receiver<Report>)> {
     let realm = Realm::fresh();
     // Children in start order; those of a group gathered under it, at its first member.
@@ -222,7 +222,7 @@ fn instance_spec(inst: Instance, host: Host, master: Pid) -> ChildSpec {
     .shutdown(shutdown)
 }
 
-fn master(realm: Realm, root_cfg: SupervisorCfg, children: Vec<Child>, host: Host, out: Arc<Out>, tx: mpsc::Sender<Report>, table: Shared) {
+fn master(realm: Realm, root_cfg: SupervisorCfg, children: Vec<Child>, host: Host, out: Arc<Out>, tx: mpsc::Sender<Report>, table: Table) {
     rusm_otp::trap_exit(true);
     let me = rusm_otp::self_pid();
     let mut root_spec = spec(root_cfg, "root", me);
@@ -254,8 +254,8 @@ fn master(realm: Realm, root_cfg: SupervisorCfg, children: Vec<Child>, host: Hos
         }
     };
     let _ = tx.send(Report::Up(root));
-    // Live instances (not group supervisors), by pid: their ends come as reports.
-    let mut live: HashMap<Pid, String> = HashMap::new();
+    // Live instances (not group supervisors) are the control table's; their ends come
+    // as reports.
     let mut starts: HashMap<String, u32> = HashMap::new();
     let mut groups: Vec<Pid> = Vec::new();
     let mut stopping = false;
@@ -267,8 +267,7 @@ fn master(realm: Realm, root_cfg: SupervisorCfg, children: Vec<Child>, host: Hos
                     if !supervisor {
                         out.event(Event::Started { label: &label, pid, restarts: *n });
                         let inst = control::Instance { label: label.clone(), started: std::time::Instant::now(), restarts: *n };
-                        table.lock().unwrap_or_else(std::sync::PoisonError::into_inner).live.insert(pid, inst);
-                        live.insert(pid, label);
+                        table.insert(pid, inst);
                     } else {
                         groups.push(pid);
                     }
@@ -276,11 +275,10 @@ fn master(realm: Realm, root_cfg: SupervisorCfg, children: Vec<Child>, host: Hos
                 }
                 Ok(Note::Terminated { pid, reason }) => {
                     groups.retain(|g| *g != pid);
-                    if let Some(label) = live.remove(&pid) {
-                        table.lock().unwrap_or_else(std::sync::PoisonError::into_inner).live.remove(&pid);
-                        out.event(Event::Exited { label: &label, pid, reason: &reason });
+                    if let Some(inst) = table.remove(pid) {
+                        out.event(Event::Exited { label: &inst.label, pid, reason: &reason });
                     }
-                    if !stopping && live.is_empty() {
+                    if !stopping && table.is_empty() {
                         rusm_otp::send_after(Duration::from_millis(20), me, Message::value(Note::Check));
                     }
                 }
@@ -293,7 +291,7 @@ fn master(realm: Realm, root_cfg: SupervisorCfg, children: Vec<Child>, host: Hos
                     rusm_otp::exit(root, ExitReason::Shutdown);
                 }
                 Ok(Note::Check) if !stopping => {
-                    if !live.is_empty() {
+                    if !table.is_empty() {
                         // An instance is running: its exit brings the next check.
                     } else if is_done(realm, root, &groups) {
                         stopping = true;

@@ -28,13 +28,6 @@ use serde_json::{Value, json};
 
 use crate::events::split_label;
 
-/// What the master knows of each live instance (it writes, the server reads).
-#[derive(Debug, Default)]
-pub struct Instances {
-    /// By pid.
-    pub live: HashMap<Pid, Instance>,
-}
-
 /// One live instance.
 #[derive(Debug, Clone)]
 pub struct Instance {
@@ -46,8 +39,34 @@ pub struct Instance {
     pub restarts: u32,
 }
 
-/// Shared between the master and the control server.
-pub type Shared = Arc<Mutex<Instances>>;
+/// The live instances by pid: the master writes, the control server reads.
+#[derive(Debug, Default, Clone)]
+pub struct Table(Arc<Mutex<HashMap<Pid, Instance>>>);
+
+impl Table {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Pid, Instance>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// An instance started.
+    pub fn insert(&self, pid: Pid, inst: Instance) {
+        self.lock().insert(pid, inst);
+    }
+
+    /// An instance ended: what was known of it.
+    pub fn remove(&self, pid: Pid) -> Option<Instance> {
+        self.lock().remove(&pid)
+    }
+
+    /// No instance is live.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn snapshot(&self) -> Vec<(Pid, Instance)> {
+        self.lock().iter().map(|(p, i)| (*p, i.clone())).collect()
+    }
+}
 
 /// The socket of the app in `dir`.
 pub fn socket_path(dir: &Path) -> PathBuf {
@@ -78,7 +97,7 @@ pub fn bind(dir: &Path) -> Result<UnixListener> {
 }
 
 /// Serves `listener` until the process ends; `stop` is called for a stop request.
-pub fn serve(listener: UnixListener, node: Arc<Node>, table: Shared, stop: Arc<dyn Fn() + Send + Sync>) {
+pub fn serve(listener: UnixListener, node: Arc<Node>, table: Table, stop: Arc<dyn Fn() + Send + Sync>) {
     std::thread::Builder::new()
         .name("rusm-control".into())
         .spawn(move || {
@@ -93,7 +112,7 @@ pub fn serve(listener: UnixListener, node: Arc<Node>, table: Shared, stop: Arc<d
         .expect("spawning the control thread");
 }
 
-fn connection(conn: UnixStream, node: &Node, table: &Shared, stop: &(dyn Fn() + Send + Sync)) -> std::io::Result<()> {
+fn connection(conn: UnixStream, node: &Node, table: &Table, stop: &(dyn Fn() + Send + Sync)) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(60)))?;
     let mut w = conn.try_clone()?;
     for line in BufReader::new(conn).lines() {
@@ -117,21 +136,16 @@ fn connection(conn: UnixStream, node: &Node, table: &Shared, stop: &(dyn Fn() + 
     Ok(())
 }
 
-fn answer(req: &Value, node: &Node, table: &Shared) -> Value {
+fn answer(req: &Value, node: &Node, table: &Table) -> Value {
     match req["cmd"].as_str() {
-        Some("ps") => json!({"ok": true, "processes": rows(node, table)}),
+        Some("ps") => json!({"ok": true, "processes": rows(node, table).into_iter().map(|(_, r)| r).collect::<Vec<_>>()}),
         Some("info") => {
             let target = req["target"].as_str().unwrap_or_default();
-            let rows = rows(node, table);
-            let found: Vec<&Value> = rows.iter().filter(|r| r["pid"] == target || r["label"] == target || r["component"] == target).collect();
-            if found.is_empty() {
-                return json!({"ok": false, "error": format!("no process {target:?} in this app (see `rusm ps`)")});
-            }
-            let detail: Vec<Value> = found
-                .iter()
-                .map(|r| {
-                    let mut r = (*r).clone();
-                    if let Some(info) = r["pid"].as_str().and_then(|p| pid_of(table, p)).and_then(|p| node.info(p)) {
+            let found: Vec<Value> = rows(node, table)
+                .into_iter()
+                .filter(|(_, r)| r["pid"] == target || r["label"] == target || r["component"] == target)
+                .map(|(pid, mut r)| {
+                    if let Some(info) = node.info(pid) {
                         r["links"] = json!(info.links.iter().map(ToString::to_string).collect::<Vec<_>>());
                         r["monitors"] = json!(info.monitors.iter().map(ToString::to_string).collect::<Vec<_>>());
                         r["monitored_by"] = json!(info.monitored_by.iter().map(ToString::to_string).collect::<Vec<_>>());
@@ -143,25 +157,24 @@ fn answer(req: &Value, node: &Node, table: &Shared) -> Value {
                     r
                 })
                 .collect();
-            json!({"ok": true, "processes": detail})
+            if found.is_empty() {
+                return json!({"ok": false, "error": format!("no process {target:?} in this app (see `rusm ps`)")});
+            }
+            json!({"ok": true, "processes": found})
         }
         other => json!({"ok": false, "error": format!("unknown command {other:?}: ps, info or stop")}),
     }
 }
 
-fn pid_of(table: &Shared, text: &str) -> Option<Pid> {
-    table.lock().unwrap_or_else(PoisonError::into_inner).live.keys().find(|p| p.to_string() == text).copied()
-}
-
-/// `ps` rows, in label order.
-fn rows(node: &Node, table: &Shared) -> Vec<Value> {
-    let live: Vec<(Pid, Instance)> = table.lock().unwrap_or_else(PoisonError::into_inner).live.iter().map(|(p, i)| (*p, i.clone())).collect();
-    let mut rows: Vec<Value> = live
+/// `ps` rows with their pids, in label order.
+fn rows(node: &Node, table: &Table) -> Vec<(Pid, Value)> {
+    let mut rows: Vec<(Pid, Value)> = table
+        .snapshot()
         .into_iter()
         .filter_map(|(pid, inst)| {
             let info = node.info(pid)?;
             let (component, instance) = split_label(&inst.label);
-            Some(json!({
+            Some((pid, json!({
                 "pid": pid.to_string(),
                 "label": inst.label,
                 "component": component,
@@ -171,10 +184,10 @@ fn rows(node: &Node, table: &Shared) -> Vec<Value> {
                 "messages": info.reductions,
                 "mailbox": info.mailbox_len,
                 "uptime_ms": inst.started.elapsed().as_millis() as u64,
-            }))
+            })))
         })
         .collect();
-    rows.sort_by(|a, b| a["component"].as_str().cmp(&b["component"].as_str()).then(a["instance"].as_u64().cmp(&b["instance"].as_u64())));
+    rows.sort_by(|(_, a), (_, b)| a["component"].as_str().cmp(&b["component"].as_str()).then(a["instance"].as_u64().cmp(&b["instance"].as_u64())));
     rows
 }
 

@@ -134,7 +134,7 @@ impl Out {
                            "stream": stream_name, "line": text});
             self.line(&v.to_string());
         } else if self.color {
-            let c = 31 + (fxhash(component) % 6) as u8;
+            let c = 31 + (color_index(component) % 6) as u8;
             self.line(&format!("\x1b[{c}m{label} |\x1b[0m {text}"));
         } else {
             self.line(&format!("{label} | {text}"));
@@ -143,6 +143,6 @@ impl Out {
 }
 
 /// A stable colour per component name.
-fn fxhash(s: &str) -> u32 {
+fn color_index(s: &str) -> u32 {
     s.bytes().fold(0u32, |h, b| h.rotate_left(5) ^ u32::from(b)).wrapping_mul(0x9e37_79b9) >> 16
 }

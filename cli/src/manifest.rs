@@ -177,6 +177,12 @@ impl Component {
     }
 }
 
+/// A component's or group's name: letters, digits, `-` and `_` (it labels processes and
+/// names `./wasm/NAME.wasm`).
+pub fn is_plain_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// Where the manifest for `path` is: the file itself, or `rusm.toml` in a directory.
 pub fn locate(path: &Path) -> PathBuf {
     if path.is_dir() { path.join(FILE_NAME) } else { path.to_owned() }

@@ -35,7 +35,7 @@ pub fn new(args: NewArgs) -> Result<i32, Failure> {
 }
 
 fn scaffold(name: &str, at: Option<&Path>) -> Result<()> {
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') || name.starts_with(|c: char| c.is_ascii_digit()) {
+    if !crate::manifest::is_plain_name(name) || name.starts_with(|c: char| c.is_ascii_digit()) {
         bail!("\"{name}\" is not a plain name: use letters, digits (not first), `-` and `_`");
     }
     let root = at.map_or_else(|| Path::new(name).to_owned(), Path::to_owned);

@@ -101,7 +101,7 @@ fn wasm_dir_components(app: &App) -> Vec<Component> {
         if claimed.contains(&canon) || app.components.iter().any(|c| c.name == stem) {
             continue;
         }
-        if stem.is_empty() || !stem.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if !manifest::is_plain_name(&stem) {
             tracing::warn!("skipping {}: name the file with letters, digits, `-` and `_`", f.display());
             continue;
         }
@@ -184,7 +184,7 @@ fn run_app(app: &App, out: Arc<Out>, with_control: bool) -> Result<i32> {
     })
     .context("installing the Ctrl-C handler")?;
 
-    let table = control::Shared::default();
+    let table = control::Table::default();
     let (master, reports) = app::start(&node, &host, app, &artifacts, out.clone(), table.clone())?;
     if let Some(listener) = control {
         let n = node.clone();

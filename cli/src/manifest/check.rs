@@ -9,7 +9,7 @@ use rusm_otp::supervisor::{Restart, Shutdown, Strategy};
 use rusm_wasm::Profile;
 use toml::Spanned;
 
-use super::diag::{Located, closest};
+use super::diag::Located;
 use super::raw;
 use super::{App, ArtifactSource, Component, FileGrant, SupervisorCfg, Target};
 
@@ -69,8 +69,7 @@ pub(super) fn check(m: raw::Manifest, path: &Path, dir: &Path, vars: &dyn Fn(&st
 /// Component and group names become labels (`name/3`) and file names (`wasm/name.wasm`).
 fn check_name(n: &Spanned<String>, what: &str) -> Result<()> {
     let s = n.get_ref();
-    let ok = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok {
+    if super::is_plain_name(s) {
         Ok(())
     } else {
         Err(Located::at(n.span(), format!("{what} name \"{s}\" is not a plain name"), "this name")
@@ -102,11 +101,7 @@ fn supervisor(t: &raw::SupervisorTable) -> Result<SupervisorCfg> {
 }
 
 fn unknown_word(s: &Spanned<String>, word: &str, key: &str, options: &[&str]) -> Located {
-    let l = Located::at(s.span(), format!("unknown {key} \"{word}\""), format!("not a {key}"));
-    match closest(word, options) {
-        Some(c) => l.help(format!("did you mean \"{c}\"?")),
-        None => l.help(format!("one of: {}", options.join(", "))),
-    }
+    Located::at(s.span(), format!("unknown {key} \"{word}\""), format!("not a {key}")).suggest(word, options, || format!("one of: {}", options.join(", ")))
 }
 
 fn component(
@@ -182,11 +177,8 @@ fn component(
         None => None,
         Some(g) if groups.contains(&g.get_ref().as_str()) => Some(g.get_ref().clone()),
         Some(g) => {
-            let l = Located::at(g.span(), format!("no supervisor group \"{}\"", g.get_ref()), "not declared");
-            return Err(match closest(g.get_ref(), groups) {
-                Some(c) => l.help(format!("did you mean \"{c}\"?")),
-                None => l.help(format!("declare it: [supervisors.{}] with a strategy", g.get_ref())),
-            });
+            return Err(Located::at(g.span(), format!("no supervisor group \"{}\"", g.get_ref()), "not declared")
+                .suggest(g.get_ref(), groups, || format!("declare it: [supervisors.{}] with a strategy", g.get_ref())));
         }
     };
     let register = match &t.register {
@@ -272,11 +264,8 @@ fn component(
     let mut start_after = Vec::new();
     for a in &t.start_after {
         if !names.contains(&a.get_ref().as_str()) {
-            let l = Located::at(a.span(), format!("start_after names no component \"{}\"", a.get_ref()), "unknown component");
-            return Err(match closest(a.get_ref(), names) {
-                Some(c) => l.help(format!("did you mean \"{c}\"?")),
-                None => l.help(format!("the components are: {}", names.join(", "))),
-            });
+            return Err(Located::at(a.span(), format!("start_after names no component \"{}\"", a.get_ref()), "unknown component")
+                .suggest(a.get_ref(), names, || format!("the components are: {}", names.join(", "))));
         }
         if a.get_ref() == &name {
             return Err(Located::at(a.span(), format!("\"{name}\" cannot start after itself"), "itself"));

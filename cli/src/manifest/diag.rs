@@ -39,6 +39,14 @@ impl Located {
         self
     }
 
+    /// Helps with the nearest of `options` to `word` ("did you mean"), or `otherwise`.
+    pub fn suggest(self, word: &str, options: &[&str], otherwise: impl FnOnce() -> String) -> Located {
+        match closest(word, options) {
+            Some(c) => self.help(format!("did you mean \"{c}\"?")),
+            None => self.help(otherwise()),
+        }
+    }
+
     pub fn into_error(self, path: &Path, src: String) -> ManifestError {
         let span = self.span.map(|r| clamp(&src, r));
         ManifestError {
