@@ -26,16 +26,24 @@
 //!    - the guest's exit ends `conn` and the pump, and the socket closes.
 //!
 //!    A guest that crashes takes its `conn` with it (the link) and nothing else.
+//! 6. At most [`MAX_CONNECTIONS`] are served at once; past it a connection is closed
+//!    unserved. Each instance is bounded by its caps (memory, mailbox, streams) as any
+//!    guest, and the host's pool bounds them all.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use rusm_otp::gen_server::{self, CallResult, GenServer};
 use rusm_otp::tcp::{self, TcpStream};
 use rusm_otp::{ExitReason, Received, SpawnOpts};
 use rusm_wasm::{Artifact, Caps, Host, WasmOpts};
+
+/// Connections one listener serves at once; past it a new one is closed at once. The
+/// same bound as an app's process quota (rusm_wasm::Quotas::processes): a flood of
+/// clients cannot take the host's whole instance pool from the other apps.
+pub const MAX_CONNECTIONS: usize = 4096;
 
 /// What a listener needs to start connections.
 #[derive(Clone)]
@@ -78,14 +86,41 @@ pub fn start_link(spec: ListenSpec) -> Result<(rusm_otp::Pid, SocketAddr), Strin
     let pid = gen_server::start_link(move || -> Result<Listener, ExitReason> {
         rusm_otp::set_label(format!("{} listener", spec.name));
         let count = Arc::new(AtomicU64::new(0));
+        let open = Arc::new(AtomicUsize::new(0));
         let spec = Arc::new(spec);
-        let l = tcp::listen(spec.addr, move |sock| connection(&spec, sock, count.fetch_add(1, Ordering::Relaxed) + 1))
+        let l = tcp::listen(spec.addr, move |sock| {
+            let n = count.fetch_add(1, Ordering::Relaxed) + 1;
+            // Given back on drop: also when a crashing guest takes this process with it
+            // (a killed native process unwinds).
+            let _held = Held::take(&open);
+            if open.load(Ordering::Acquire) > MAX_CONNECTIONS {
+                tracing::warn!("{}: connection {n} refused: {MAX_CONNECTIONS} are open", spec.name);
+                return;
+            }
+            connection(&spec, sock, n);
+        })
             .map_err(|e| ExitReason::Other(format!("cannot listen on {addr}: {e}")))?;
         Ok(Listener { local: l.local_addr })
     })
     .map_err(|e| e.to_string())?;
     let local = gen_server::call::<Listener>(pid, (), std::time::Duration::from_secs(5)).map_err(|e| e.to_string())?;
     Ok((pid, local))
+}
+
+/// One open connection counted, until dropped.
+struct Held<'a>(&'a AtomicUsize);
+
+impl<'a> Held<'a> {
+    fn take(open: &'a AtomicUsize) -> Held<'a> {
+        open.fetch_add(1, Ordering::AcqRel);
+        Held(open)
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The body of one connection's `conn` process.
